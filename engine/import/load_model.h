@@ -1,0 +1,23 @@
+// Opens any model file rotor runs and picks the importer for its format:
+//   a directory                 -> Hugging Face LLaMA (config.json + *.safetensors)
+//   a file                      -> llama2.c v0 checkpoint
+#pragma once
+#include <memory>
+#include <string>
+
+#include "engine/model.h"
+
+namespace rotor {
+
+struct LoadOptions {
+  std::string tokenizer_path;      // "" = the tokenizer.model beside the model
+  bool require_tokenizer = true;   // `rotor info` can describe a model without one
+};
+
+std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options = {});
+
+// Format-specific importers; load_model() is the entry point everyone else uses.
+std::unique_ptr<Model> import_llama2c(const std::string& path);
+std::unique_ptr<Model> import_hf(const std::string& dir);
+
+}  // namespace rotor

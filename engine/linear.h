@@ -1,0 +1,45 @@
+// The one interface every linear layer of the forward pass goes through. The forward pass
+// never knows how weights are stored (fp32 today; packed integers in later formats).
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace rotor {
+
+class Linear {
+ public:
+  Linear(int in_features, int out_features) : in_(in_features), out_(out_features) {}
+  virtual ~Linear() = default;
+  Linear(const Linear&) = delete;
+  Linear& operator=(const Linear&) = delete;
+
+  int in_features() const { return in_; }
+  int out_features() const { return out_; }
+
+  // y[rows, out] = x[rows, in] · Wᵀ. rows == 1 is the decode path, rows > 1 prefill.
+  virtual void forward(const float* x, int rows, float* y) const = 0;
+  // Bytes of weight data read by one forward of one row.
+  virtual size_t weight_bytes() const = 0;
+  // Storage type, for `rotor info`.
+  virtual std::string type_name() const = 0;
+
+ private:
+  int in_, out_;
+};
+
+// Full-precision weights [out, in] (row-major), borrowed from storage the model owns.
+// Decode uses sgemv and prefill sgemm from OpenBLAS.
+class LinearF32 final : public Linear {
+ public:
+  LinearF32(const float* weights, int out_features, int in_features)
+      : Linear(in_features, out_features), w_(weights) {}
+  void forward(const float* x, int rows, float* y) const override;
+  size_t weight_bytes() const override;
+  std::string type_name() const override { return "f32"; }
+  const float* weights() const { return w_; }
+
+ private:
+  const float* w_;
+};
+
+}  // namespace rotor

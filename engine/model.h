@@ -1,0 +1,47 @@
+// A loaded model: config, weights behind the Linear interface, and the tokenizer bytes.
+// Created by load_model() (engine/import/), which picks the importer for the file format.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/config.h"
+#include "engine/linear.h"
+#include "engine/mapped_file.h"
+
+namespace rotor {
+
+struct LayerWeights {
+  const float* attn_norm = nullptr;  // [dim]
+  std::unique_ptr<Linear> wq, wk, wv, wo;
+  const float* ffn_norm = nullptr;  // [dim]
+  std::unique_ptr<Linear> w_gate, w_up, w_down;
+};
+
+struct Model {
+  ModelConfig config;
+  std::string path;     // what the user named
+  std::string format;   // "llama2.c", "hf-safetensors"
+  std::string dtype;    // storage type of the source weights: "f32", "bf16", "f16"
+  uint64_t file_bytes = 0;
+
+  const float* tok_embeddings = nullptr;  // [vocab, dim]
+  std::vector<LayerWeights> layers;
+  const float* final_norm = nullptr;  // [dim]
+  std::unique_ptr<Linear> classifier;  // [vocab, dim]
+
+  std::string tokenizer_path;   // where the SentencePiece model came from ("" if none)
+  std::string tokenizer_proto;  // its serialized bytes ("" if none was found)
+
+  // Storage the pointers above refer to: mapped files and converted tensors.
+  std::vector<std::unique_ptr<MappedFile>> mappings;
+  std::vector<std::vector<float>> owned;
+
+  // Keeps a converted tensor alive for the model's lifetime and returns its data.
+  const float* keep(std::vector<float>&& tensor);
+  // Bytes of weights one decoded token reads (all linears + one embedding row).
+  uint64_t weight_bytes_per_token() const;
+};
+
+}  // namespace rotor

@@ -1,0 +1,57 @@
+#include "engine/ops.h"
+
+#include <cmath>
+
+namespace rotor {
+
+void rmsnorm(const float* x, const float* weight, int n, float eps, float* out) {
+  double ss = 0.0;
+  for (int i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / n + eps));
+  for (int i = 0; i < n; ++i) out[i] = x[i] * inv * weight[i];
+}
+
+void softmax(float* x, int n) {
+  float max = x[0];
+  for (int i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
+  float sum = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max);
+    sum += x[i];
+  }
+  const float inv = 1.0f / sum;
+  for (int i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void swiglu(float* gate, const float* up, int n) {
+  for (int i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+Rope::Rope(int head_dim, int max_positions, float theta)
+    : half_(head_dim / 2),
+      cos_(static_cast<size_t>(max_positions) * half_),
+      sin_(static_cast<size_t>(max_positions) * half_) {
+  // Angles in double: at long contexts pos·freq loses digits in float.
+  for (int p = 0; p < max_positions; ++p)
+    for (int j = 0; j < half_; ++j) {
+      const double freq = std::pow(static_cast<double>(theta), -2.0 * j / head_dim);
+      const double angle = p * freq;
+      cos_[static_cast<size_t>(p) * half_ + j] = static_cast<float>(std::cos(angle));
+      sin_[static_cast<size_t>(p) * half_ + j] = static_cast<float>(std::sin(angle));
+    }
+}
+
+void Rope::apply(float* row, int n_heads, int pos) const {
+  const float* c = &cos_[static_cast<size_t>(pos) * half_];
+  const float* s = &sin_[static_cast<size_t>(pos) * half_];
+  for (int h = 0; h < n_heads; ++h) {
+    float* v = row + static_cast<size_t>(h) * 2 * half_;
+    for (int j = 0; j < half_; ++j) {
+      const float a = v[2 * j], b = v[2 * j + 1];
+      v[2 * j] = a * c[j] - b * s[j];
+      v[2 * j + 1] = a * s[j] + b * c[j];
+    }
+  }
+}
+
+}  // namespace rotor

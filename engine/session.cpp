@@ -1,0 +1,117 @@
+#include "engine/session.h"
+
+#include <algorithm>
+#include <string>
+
+#include "engine/error.h"
+
+namespace rotor {
+
+namespace {
+// Prompts longer than this are prefilled in blocks, bounding the scratch memory.
+constexpr int kMaxPrefillBlock = 512;
+
+int resolve_ctx(const ModelConfig& c, int ctx) {
+  if (ctx < 0) throw Error("context length " + std::to_string(ctx) + " is negative");
+  if (ctx > c.max_seq_len)
+    throw Error("context length " + std::to_string(ctx) + " exceeds the model's " +
+                std::to_string(c.max_seq_len) + " positions");
+  return ctx == 0 ? c.max_seq_len : ctx;
+}
+}  // namespace
+
+Session::Session(const Model& model, int ctx)
+    : model_(model),
+      c_(model.config),
+      ctx_(resolve_ctx(model.config, ctx)),
+      max_batch_(std::min(ctx_, kMaxPrefillBlock)),
+      rope_(c_.head_dim(), ctx_, c_.rope_theta),
+      cache_(c_.n_layers, ctx_, c_.n_kv_heads, c_.head_dim()) {
+  const size_t B = max_batch_;
+  x_.resize(B * c_.dim);
+  xb_.resize(B * c_.dim);
+  q_.resize(B * c_.dim);
+  k_.resize(B * c_.kv_dim());
+  v_.resize(B * c_.kv_dim());
+  att_.resize(B * c_.dim);
+  gate_.resize(B * c_.hidden_dim);
+  up_.resize(B * c_.hidden_dim);
+  scores_.resize(ctx_);
+  logits_.resize(B * c_.vocab_size);
+}
+
+void Session::check_fits(const int* tokens, int n) const {
+  if (n <= 0) throw Error("nothing to process: the token list is empty");
+  if (n > ctx_ - pos_)
+    throw Error(std::to_string(n) + " tokens do not fit in the context: " +
+                std::to_string(pos_) + " of " + std::to_string(ctx_) + " positions are used");
+  for (int i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= c_.vocab_size)
+      throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary of " +
+                  std::to_string(c_.vocab_size));
+}
+
+const float* Session::prefill(const std::vector<int>& tokens, std::vector<float>* all_logits) {
+  const int n = static_cast<int>(tokens.size());
+  check_fits(tokens.data(), n);
+  const size_t V = c_.vocab_size;
+  if (all_logits) all_logits->resize(static_cast<size_t>(n) * V);
+  for (int start = 0; start < n; start += max_batch_) {
+    const int rows = std::min(max_batch_, n - start);
+    const bool last_block = start + rows == n;
+    forward(&tokens[start], rows, all_logits ? rows : (last_block ? 1 : 0));
+    if (all_logits)
+      std::copy(logits_.begin(), logits_.begin() + rows * V, all_logits->begin() + start * V);
+  }
+  return all_logits ? all_logits->data() + (n - 1) * V
+                    : logits_.data();
+}
+
+const float* Session::decode(int token) {
+  check_fits(&token, 1);
+  forward(&token, 1, 1);
+  return logits_.data();
+}
+
+void Session::forward(const int* tokens, int n, int logit_rows) {
+  const int D = c_.dim, KV = c_.kv_dim(), I = c_.hidden_dim, hd = c_.head_dim();
+  const int group = c_.n_heads / c_.n_kv_heads;
+  for (int r = 0; r < n; ++r)
+    std::copy_n(model_.tok_embeddings + static_cast<size_t>(tokens[r]) * D, D, &x_[r * D]);
+
+  for (int l = 0; l < c_.n_layers; ++l) {
+    const LayerWeights& w = model_.layers[l];
+    for (int r = 0; r < n; ++r) rmsnorm(&x_[r * D], w.attn_norm, D, c_.norm_eps, &xb_[r * D]);
+    w.wq->forward(xb_.data(), n, q_.data());
+    w.wk->forward(xb_.data(), n, k_.data());
+    w.wv->forward(xb_.data(), n, v_.data());
+    for (int r = 0; r < n; ++r) {
+      const int pos = pos_ + r;
+      rope_.apply(&q_[r * D], c_.n_heads, pos);
+      rope_.apply(&k_[r * KV], c_.n_kv_heads, pos);
+      cache_.store(l, pos, &k_[r * KV], &v_[r * KV]);
+    }
+    for (int r = 0; r < n; ++r)
+      for (int h = 0; h < c_.n_heads; ++h)
+        cache_.attend(l, h / group, &q_[r * D + h * hd], pos_ + r + 1, scores_.data(),
+                      &att_[r * D + h * hd]);
+    w.wo->forward(att_.data(), n, xb_.data());
+    for (int i = 0; i < n * D; ++i) x_[i] += xb_[i];
+
+    for (int r = 0; r < n; ++r) rmsnorm(&x_[r * D], w.ffn_norm, D, c_.norm_eps, &xb_[r * D]);
+    w.w_gate->forward(xb_.data(), n, gate_.data());
+    w.w_up->forward(xb_.data(), n, up_.data());
+    swiglu(gate_.data(), up_.data(), n * I);
+    w.w_down->forward(gate_.data(), n, xb_.data());
+    for (int i = 0; i < n * D; ++i) x_[i] += xb_[i];
+  }
+  pos_ += n;
+
+  if (logit_rows == 0) return;
+  const int first = n - logit_rows;
+  for (int r = first; r < n; ++r)
+    rmsnorm(&x_[r * D], model_.final_norm, D, c_.norm_eps, &xb_[(r - first) * D]);
+  model_.classifier->forward(xb_.data(), logit_rows, logits_.data());
+}
+
+}  // namespace rotor

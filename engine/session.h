@@ -1,0 +1,47 @@
+// One conversation with a model: the KV cache, the scratch buffers, and the two entry points
+// of the forward pass. prefill() runs a block of tokens as matrix-matrix products; decode()
+// runs one token. Both continue at pos() and share every step of the LLaMA block.
+#pragma once
+#include <vector>
+
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+#include "engine/ops.h"
+
+namespace rotor {
+
+class Session {
+ public:
+  // ctx = 0 uses the model's max positions; a larger ctx than that is an error.
+  explicit Session(const Model& model, int ctx = 0);
+
+  int ctx() const { return ctx_; }
+  int pos() const { return pos_; }
+  const Model& model() const { return model_; }
+  // Forgets every position.
+  void reset() { pos_ = 0; }
+
+  // Runs tokens at positions pos() .. pos()+n-1 and returns the logits after the last one
+  // (vocab floats, valid until the next call). With all_logits, also returns [n, vocab].
+  // Throws Error when the tokens do not fit in the context or an id is outside the vocabulary.
+  const float* prefill(const std::vector<int>& tokens, std::vector<float>* all_logits = nullptr);
+  const float* decode(int token);
+
+ private:
+  // The transformer on rows tokens[0..n) at positions pos_.. ; logits for the last
+  // `logit_rows` rows land in logits_.
+  void forward(const int* tokens, int n, int logit_rows);
+  void check_fits(const int* tokens, int n) const;
+
+  const Model& model_;
+  const ModelConfig& c_;
+  int ctx_;
+  int max_batch_;
+  int pos_ = 0;
+  Rope rope_;
+  KvCache cache_;
+  // Scratch, sized for max_batch_ rows.
+  std::vector<float> x_, xb_, q_, k_, v_, att_, gate_, up_, scores_, logits_;
+};
+
+}  // namespace rotor

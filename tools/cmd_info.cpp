@@ -1,0 +1,66 @@
+// rotor info: what a model file holds.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "engine/import/load_model.h"
+#include "tools/args.h"
+#include "tools/commands.h"
+
+namespace rotor {
+
+int cmd_info(int argc, char** argv) {
+  Args args("info", "MODEL [options]",
+            "Describes a model: format, architecture, shapes, parameter count, storage type,\n"
+            "file size and tokenizer.");
+  args.positionals("MODEL", 1);
+  args.option("tokenizer", 0, "FILE", "SentencePiece model", "tokenizer.model beside MODEL");
+  args.flag("json", 0, "print one JSON object");
+  if (!args.parse(argc, argv)) return 0;
+
+  LoadOptions options;
+  options.tokenizer_path = args.get("tokenizer");
+  options.require_tokenizer = false;
+  auto model = load_model(args.positional()[0], options);
+  const ModelConfig& c = model->config;
+  nlohmann::json j = {
+      {"path", model->path},
+      {"format", model->format},
+      {"architecture", "llama"},
+      {"dtype", model->dtype},
+      {"file_bytes", model->file_bytes},
+      {"parameters", c.parameter_count()},
+      {"dim", c.dim},
+      {"hidden_dim", c.hidden_dim},
+      {"n_layers", c.n_layers},
+      {"n_heads", c.n_heads},
+      {"n_kv_heads", c.n_kv_heads},
+      {"head_dim", c.head_dim()},
+      {"vocab_size", c.vocab_size},
+      {"max_seq_len", c.max_seq_len},
+      {"rope_theta", c.rope_theta},
+      {"norm_eps", c.norm_eps},
+      {"tied_embeddings", c.tied_embeddings},
+      {"tokenizer", model->tokenizer_path},
+  };
+  if (args.has("json")) {
+    std::puts(j.dump().c_str());
+    return 0;
+  }
+  const char* attention = c.n_kv_heads == c.n_heads ? "multi-head" : "grouped-query";
+  std::printf("model       %s\n", model->path.c_str());
+  std::printf("format      %s, %s weights, %.2f MB on disk\n", model->format.c_str(),
+              model->dtype.c_str(), model->file_bytes / 1e6);
+  std::printf("arch        llama: %d layers, dim %d, MLP %d, vocab %d, %s classifier\n",
+              c.n_layers, c.dim, c.hidden_dim, c.vocab_size,
+              c.tied_embeddings ? "tied" : "untied");
+  std::printf("attention   %s: %d heads, %d kv heads, head size %d\n", attention, c.n_heads,
+              c.n_kv_heads, c.head_dim());
+  std::printf("positions   %d (RoPE theta %g), RMSNorm eps %g\n", c.max_seq_len, c.rope_theta,
+              c.norm_eps);
+  std::printf("parameters  %llu\n", static_cast<unsigned long long>(c.parameter_count()));
+  std::printf("tokenizer   %s\n",
+              model->tokenizer_path.empty() ? "(none found)" : model->tokenizer_path.c_str());
+  return 0;
+}
+
+}  // namespace rotor

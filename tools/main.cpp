@@ -1,0 +1,64 @@
+// rotor: one program, one subcommand per job.
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "engine/error.h"
+#include "tools/commands.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(int, char**);
+  const char* summary;
+};
+
+const Command kCommands[] = {
+    {"run", rotor::cmd_run, "generate text from a prompt"},
+    {"chat", rotor::cmd_chat, "interactive chat, one line per turn"},
+    {"ppl", rotor::cmd_ppl, "perplexity of a model on a text file"},
+    {"info", rotor::cmd_info, "describe a model file"},
+};
+
+void print_help() {
+  std::puts(
+      "rotor: LLaMA-family language models on CPUs.\n\n"
+      "Usage: rotor COMMAND [options]\n\nCommands:");
+  for (const Command& c : kCommands) std::printf("  %-8s %s\n", c.name, c.summary);
+  std::puts(
+      "\nMODEL is a llama2.c .bin checkpoint (tokenizer.model beside it) or a Hugging Face\n"
+      "LLaMA directory (config.json, *.safetensors, tokenizer.model).\n"
+      "'rotor COMMAND --help' lists the options of each command.\n\n"
+      "Exit codes: 0 success, 1 internal error, 2 bad input (path, file, flag, prompt).");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    print_help();
+    return rotor::kExitBadInput;
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    print_help();
+    return 0;
+  }
+  try {
+    for (const Command& c : kCommands)
+      if (name == c.name) return c.run(argc - 2, argv + 2);
+    throw rotor::Error("unknown command '" + name + "' (see 'rotor --help')");
+  } catch (const rotor::Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "rotor: error: %s\n", e.what());
+    return e.code();
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "rotor: error: out of memory\n");
+    return rotor::kExitInternal;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rotor: internal error: %s\n", e.what());
+    return rotor::kExitInternal;
+  }
+}

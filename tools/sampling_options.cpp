@@ -1,0 +1,27 @@
+#include "tools/sampling_options.h"
+
+#include <random>
+
+namespace rotor {
+
+void add_sampling_options(Args& args) {
+  const SamplingParams d;
+  args.option("temp", 0, "T", "sampling temperature; 0 = greedy", std::to_string(d.temperature).substr(0, 3));
+  args.option("top-k", 0, "K", "sample among the K most likely tokens; 0 = all",
+              std::to_string(d.top_k));
+  args.option("top-p", 0, "P", "sample among the most likely tokens whose probability sums to P",
+              std::to_string(d.top_p).substr(0, 4));
+  args.option("seed", 0, "S", "random seed, for reproducible sampling", "random");
+}
+
+SamplingParams sampling_from_args(const Args& args) {
+  SamplingParams p;
+  p.temperature = static_cast<float>(args.get_float("temp", p.temperature, 0.0, 100.0));
+  p.top_k = static_cast<int>(args.get_int("top-k", p.top_k, 0, 1 << 24));
+  p.top_p = static_cast<float>(args.get_float("top-p", p.top_p, 1e-6, 1.0));
+  p.seed = args.has("seed") ? static_cast<uint64_t>(args.get_int("seed", 0, 0, INT64_MAX))
+                            : std::random_device{}();
+  return p;
+}
+
+}  // namespace rotor
