@@ -111,6 +111,10 @@ std::string take_complete_utf8(const std::string& bytes, std::string* rest) {
 
 std::string StreamDecoder::push(int id) {
   pending_ += tok_.token_bytes(id);
+  if (strip_space_ && !pending_.empty()) {
+    if (pending_[0] == ' ') pending_.erase(0, 1);
+    strip_space_ = false;
+  }
   std::string rest;
   std::string ready = take_complete_utf8(pending_, &rest);
   pending_ = rest;

@@ -37,7 +37,10 @@ class Tokenizer {
 // split over several byte-fallback tokens are held until the character is complete.
 class StreamDecoder {
  public:
-  explicit StreamDecoder(const Tokenizer& tok) : tok_(tok) {}
+  // at_text_start: the stream begins a text (right after BOS), so the space SentencePiece
+  // prefixes to the first word is dropped, as decode() does.
+  explicit StreamDecoder(const Tokenizer& tok, bool at_text_start = false)
+      : tok_(tok), strip_space_(at_text_start) {}
   // Text that became complete with this token (possibly empty).
   std::string push(int id);
   // Whatever is still held; incomplete sequences become U+FFFD.
@@ -45,6 +48,7 @@ class StreamDecoder {
 
  private:
   const Tokenizer& tok_;
+  bool strip_space_;
   std::string pending_;
 };
 

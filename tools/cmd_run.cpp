@@ -42,7 +42,7 @@ int cmd_run(int argc, char** argv) {
                 std::to_string(session.ctx()) + " tokens");
 
   const bool json = args.has("json");
-  StreamDecoder stream(*lm.tokenizer);
+  StreamDecoder stream(*lm.tokenizer, prompt.empty());
   std::string text;
   std::vector<int> generated;
   if (!json) {
