@@ -71,6 +71,7 @@ int cmd_run(int argc, char** argv) {
     std::puts(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::fputs((tail + "\n").c_str(), stdout);
+    std::fflush(stdout);
     std::fprintf(stderr, "[prefill %d tokens: %.1f tok/s, decode %d tokens: %.1f tok/s%s]\n",
                  stats.prompt_tokens, stats.prefill_tok_s(), stats.generated,
                  stats.decode_tok_s(), stats.context_full ? ", stopped: context full" : "");
