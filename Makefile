@@ -18,7 +18,18 @@ endif
 DEPS_PACKAGES := g++ make libopenblas-dev libsentencepiece-dev doctest-dev libbenchmark-dev \
                  nlohmann-json3-dev
 
-LIB_SRC   := $(wildcard engine/*.cpp engine/import/*.cpp tokenizer/*.cpp)
+# Kernels for one ISA are compiled with that ISA's flags and only for their architecture;
+# which one runs is decided at start-up (engine/kernels/dispatch.cpp).
+ARCH      := $(shell $(CXX) -dumpmachine)
+X86_KERNELS  := engine/kernels/avx2.cpp engine/kernels/avx512.cpp
+NEON_KERNELS := engine/kernels/neon.cpp
+ifneq (,$(findstring x86_64,$(ARCH)))
+  ISA_KERNELS := $(X86_KERNELS)
+else ifneq (,$(findstring aarch64,$(ARCH)))
+  ISA_KERNELS := $(NEON_KERNELS)
+endif
+KERNEL_SRC := $(filter-out $(X86_KERNELS) $(NEON_KERNELS),$(wildcard engine/kernels/*.cpp)) $(ISA_KERNELS)
+LIB_SRC   := $(wildcard engine/*.cpp engine/import/*.cpp tokenizer/*.cpp) $(KERNEL_SRC)
 TOOL_SRC  := $(wildcard tools/*.cpp)
 TEST_SRC  := $(wildcard tests/*.cpp)
 LIB_OBJ   := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
@@ -33,6 +44,9 @@ all: $(BUILD)/rotor $(BUILD)/librotor.a
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/engine/kernels/avx2.o: CXXFLAGS += -mavx2 -mfma
+$(BUILD)/engine/kernels/avx512.o: CXXFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mfma
 
 $(BUILD)/librotor.a: $(LIB_OBJ)
 	@rm -f $@

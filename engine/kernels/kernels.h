@@ -1,0 +1,118 @@
+// The one small interface between the forward pass and the integer kernels. Each ISA
+// (scalar reference, AVX2, AVX-512 VNNI, NEON) provides a KernelTable; one is chosen at
+// start-up from the CPU's features, or by ROTOR_ISA=scalar|avx2|avx512|neon.
+//
+// Integer linear algebra (METHODS.md §1). Weights w ≈ s_w·(w' − z_w) with signed codes w'
+// (4-bit: −8..7, 8-bit: −128..127) and an integer zero point z_w per (row, group);
+// activations x ≈ s_x·(q − z_x) with unsigned codes q (0..2^b−1) per (token, segment). Then
+//   Σ x·w = s_x·s_w·(Σ q·w' − z_w·Σq − z_x·Σw' + n·z_x·z_w)
+// per block of columns; the kernels compute only the integer dots Σ q·w' of every block,
+// and one shared epilogue (linear_epilogue) does the rest, so every ISA gives the same floats.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rotor {
+
+// Columns of packed weights come in chunks of 64; widths are padded to a multiple of it.
+constexpr int kChunk = 64;
+
+// A quantized weight matrix [rows, cols], used in place from the model file.
+struct PackedMatrix {
+  int rows = 0;
+  int cols = 0;          // logical input width
+  int cols_padded = 0;   // multiple of kChunk and of group; padding weights are exactly zero
+  int bits = 4;          // 4 or 8
+  int group = 0;         // columns per (scale, zero) group; cols_padded for per-channel
+  int block = 0;         // columns per integer dot: divides group and the activation segment
+  // 4-bit: rows × cols_padded/2 bytes; in each 64-column chunk, byte i holds column i in its
+  //        low nibble and column i+32 in its high nibble, each stored as w' + 8 (0..15).
+  // 8-bit: rows × cols_padded int8 codes w'.
+  const uint8_t* codes = nullptr;
+  const float* scales = nullptr;   // [rows, cols_padded / group]
+  const int32_t* zeros = nullptr;  // [rows, cols_padded / group]: z_w, in w' units
+  const int32_t* sums = nullptr;   // [rows, cols_padded / block]: Σ w' over the block
+
+  int groups() const { return cols_padded / group; }
+  int blocks() const { return cols_padded / block; }
+  size_t row_bytes() const { return static_cast<size_t>(cols_padded) * bits / 8; }
+};
+
+// Activations of n tokens quantized per (token, segment).
+struct QuantizedActs {
+  int tokens = 0;
+  int cols_padded = 0;
+  int segment = 0;               // columns per (scale, zero): the whole row, or one head
+  int block = 0;                 // columns per integer block sum (as the weights' block)
+  std::vector<uint8_t> q;        // [tokens, cols_padded]; padding holds the zero point
+  std::vector<float> scale;      // [tokens, cols_padded / segment]
+  std::vector<int32_t> zero;     // [tokens, cols_padded / segment]
+  std::vector<int32_t> sums;     // [tokens, cols_padded / block]: Σ q over the block
+};
+
+// Quantization of an activation row: bits ∈ {4, 8}; the range [min(x,0), max(x,0)] is scaled
+// by (clip_min, clip_max) before the scale and zero point are chosen.
+struct ActQuantParams {
+  int bits = 8;
+  int segment = 0;   // 0 = whole row
+  int block = 0;     // 0 = segment
+  float clip_min = 1.0f, clip_max = 1.0f;
+};
+
+// K and V of one KV head across positions: per (position) codes, scale and min, so
+// k = scale·code + min. 4-bit codes pack two per byte (element 2i low nibble, 2i+1 high).
+struct KvView {
+  int head_dim = 0;
+  int bits = 8;                // 4 or 8
+  size_t stride = 0;           // bytes between positions in the code arrays
+  size_t param_stride = 0;     // floats between positions in scale/min arrays
+  const uint8_t* k_codes = nullptr;
+  const float* k_scale = nullptr;
+  const float* k_min = nullptr;
+  const uint8_t* v_codes = nullptr;
+  const float* v_scale = nullptr;
+  const float* v_min = nullptr;
+};
+
+struct KernelTable {
+  const char* name;
+  // dots[(t·(r1−r0) + (r−r0))·blocks + b] = Σ_{j ∈ block b} q[t·q_stride + j] · w'[r][j]
+  // for tokens t < n_tokens and rows r ∈ [r0, r1). n_tokens == 1 is decode (GEMV).
+  void (*block_dots)(const PackedMatrix& w, const uint8_t* q, size_t q_stride, int n_tokens,
+                     int r0, int r1, int32_t* dots);
+  // Quantizes rows x[n_tokens, cols] (cols ≤ a.cols_padded, already sized) into a.
+  void (*quantize_acts)(const float* x, int cols, int n_tokens, const ActQuantParams& p,
+                        QuantizedActs& a);
+  // Attention of one query head over a quantized K/V cache, see KvView.
+  void (*attend)(const KvView& kv, const float* q, int n_pos, float* scores, float* out);
+};
+
+enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
+
+const char* isa_name(Isa isa);
+// The ISAs this CPU runs, scalar first.
+std::vector<Isa> supported_isas();
+// The table for one ISA (must be supported).
+const KernelTable& kernels_for(Isa isa);
+// The table used by the engine: the best supported ISA, or ROTOR_ISA when set (an unknown or
+// unsupported value is an Error).
+const KernelTable& kernels();
+
+// Tables provided by each ISA's translation unit (only those built for this architecture).
+extern const KernelTable kScalarKernels;
+extern const KernelTable kAvx2Kernels;
+extern const KernelTable kAvx512Kernels;
+extern const KernelTable kNeonKernels;
+
+// y[t, r] for r ∈ [r0, r1): the shared float epilogue over the integer block dots of a tile.
+void linear_epilogue(const PackedMatrix& w, const QuantizedActs& a, int t0, int n_tokens, int r0,
+                     int r1, const int32_t* dots, float* y, size_t y_stride);
+
+// The scalar reference pieces, shared by the ISA files for the parts they do not specialize.
+void quantize_acts_scalar(const float* x, int cols, int n_tokens, const ActQuantParams& p,
+                          QuantizedActs& a);
+void attend_scalar(const KvView& kv, const float* q, int n_pos, float* scores, float* out);
+
+}  // namespace rotor

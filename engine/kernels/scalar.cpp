@@ -1,0 +1,112 @@
+// The scalar reference kernels: plain loops that define what every ISA must compute.
+#include <algorithm>
+#include <cmath>
+
+#include "engine/kernels/kernels.h"
+
+namespace rotor {
+
+namespace {
+
+// Signed code of column j of a row (4-bit layout: see PackedMatrix::codes).
+inline int weight_code(const PackedMatrix& w, const uint8_t* row, int j) {
+  if (w.bits == 8) return static_cast<int8_t>(row[j]);
+  const int chunk = j / kChunk, i = j % kChunk;
+  const uint8_t byte = row[chunk * (kChunk / 2) + (i % 32)];
+  return (i < 32 ? (byte & 0x0F) : (byte >> 4)) - 8;
+}
+
+void block_dots_scalar(const PackedMatrix& w, const uint8_t* q, size_t q_stride, int n_tokens,
+                       int r0, int r1, int32_t* dots) {
+  const int nb = w.blocks();
+  for (int t = 0; t < n_tokens; ++t) {
+    const uint8_t* qt = q + t * q_stride;
+    for (int r = r0; r < r1; ++r) {
+      const uint8_t* row = w.codes + static_cast<size_t>(r) * w.row_bytes();
+      int32_t* out = dots + (static_cast<size_t>(t) * (r1 - r0) + (r - r0)) * nb;
+      for (int b = 0; b < nb; ++b) {
+        int32_t acc = 0;
+        for (int j = b * w.block; j < (b + 1) * w.block; ++j) acc += qt[j] * weight_code(w, row, j);
+        out[b] = acc;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_acts_scalar(const float* x, int cols, int n_tokens, const ActQuantParams& p,
+                          QuantizedActs& a) {
+  const int levels = (1 << p.bits) - 1;
+  const int seg = a.segment, nseg = a.cols_padded / seg, nblk = a.cols_padded / a.block;
+  for (int t = 0; t < n_tokens; ++t) {
+    const float* xt = x + static_cast<size_t>(t) * cols;
+    uint8_t* qt = &a.q[static_cast<size_t>(t) * a.cols_padded];
+    for (int s = 0; s < nseg; ++s) {
+      const int begin = s * seg, end = std::min(cols, begin + seg);
+      float lo = 0.0f, hi = 0.0f;
+      for (int j = begin; j < end; ++j) {
+        lo = std::min(lo, xt[j]);
+        hi = std::max(hi, xt[j]);
+      }
+      lo *= p.clip_min;
+      hi *= p.clip_max;
+      float scale = (hi - lo) / levels;
+      if (!(scale > 0.0f)) scale = 1.0f;  // an all-zero segment: every code is the zero point
+      const float inv = 1.0f / scale;
+      const int zero = std::clamp(static_cast<int>(std::nearbyint(-lo * inv)), 0, levels);
+      for (int j = begin; j < begin + seg; ++j) {
+        const float v = j < end ? xt[j] : 0.0f;
+        const int code = static_cast<int>(std::nearbyint(v * inv)) + zero;
+        qt[j] = static_cast<uint8_t>(std::clamp(code, 0, levels));
+      }
+      a.scale[static_cast<size_t>(t) * nseg + s] = scale;
+      a.zero[static_cast<size_t>(t) * nseg + s] = zero;
+    }
+    for (int b = 0; b < nblk; ++b) {
+      int32_t sum = 0;
+      for (int j = b * a.block; j < (b + 1) * a.block; ++j) sum += qt[j];
+      a.sums[static_cast<size_t>(t) * nblk + b] = sum;
+    }
+  }
+}
+
+void attend_scalar(const KvView& kv, const float* q, int n_pos, float* scores, float* out) {
+  const int hd = kv.head_dim;
+  const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
+  auto code = [&](const uint8_t* codes, int i) -> int {
+    return kv.bits == 8 ? codes[i] : (i % 2 ? codes[i / 2] >> 4 : codes[i / 2] & 0x0F);
+  };
+  float q_sum = 0.0f;
+  for (int i = 0; i < hd; ++i) q_sum += q[i];
+  for (int t = 0; t < n_pos; ++t) {
+    const uint8_t* k = kv.k_codes + t * kv.stride;
+    float dot = 0.0f;
+    for (int i = 0; i < hd; ++i) dot += q[i] * static_cast<float>(code(k, i));
+    scores[t] = (kv.k_scale[t * kv.param_stride] * dot + kv.k_min[t * kv.param_stride] * q_sum) *
+                inv_sqrt;
+  }
+  float max = scores[0];
+  for (int t = 1; t < n_pos; ++t) max = std::max(max, scores[t]);
+  float sum = 0.0f;
+  for (int t = 0; t < n_pos; ++t) {
+    scores[t] = std::exp(scores[t] - max);
+    sum += scores[t];
+  }
+  const float inv_sum = 1.0f / sum;
+  float min_term = 0.0f;
+  std::fill(out, out + hd, 0.0f);
+  for (int t = 0; t < n_pos; ++t) {
+    const float p = scores[t] * inv_sum;
+    const float ps = p * kv.v_scale[t * kv.param_stride];
+    min_term += p * kv.v_min[t * kv.param_stride];
+    const uint8_t* v = kv.v_codes + t * kv.stride;
+    for (int i = 0; i < hd; ++i) out[i] += ps * static_cast<float>(code(v, i));
+  }
+  for (int i = 0; i < hd; ++i) out[i] += min_term;
+}
+
+const KernelTable kScalarKernels = {"scalar", block_dots_scalar, quantize_acts_scalar,
+                                    attend_scalar};
+
+}  // namespace rotor

@@ -1,0 +1,229 @@
+// Every ISA's kernels against the scalar reference, on random and adversarial inputs: exact
+// for the integer parts (block dots, activation codes), within a float tolerance for attention.
+// Built natively and, for NEON, cross-built and run under qemu (see the Makefile).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "engine/kernels/kernels.h"
+#include "engine/kernels/pack.h"
+
+using namespace rotor;
+
+namespace {
+
+struct RandomMatrix {
+  std::vector<int8_t> signed_codes;
+  std::vector<uint8_t> packed;
+  std::vector<float> scales;
+  std::vector<int32_t> zeros, sums;
+  PackedMatrix m;
+
+  // mode 0: random codes; 1: all at the minimum; 2: all at the maximum; 3: all equal (0).
+  RandomMatrix(int rows, int cols_padded, int bits, int group, int block, int mode,
+               std::mt19937& rng) {
+    const int lo = -(1 << (bits - 1)), hi = (1 << (bits - 1)) - 1;
+    std::uniform_int_distribution<int> code(lo, hi);
+    signed_codes.resize(static_cast<size_t>(rows) * cols_padded);
+    for (auto& c : signed_codes)
+      c = static_cast<int8_t>(mode == 0 ? code(rng) : mode == 1 ? lo : mode == 2 ? hi : 0);
+    packed.resize(rows * packed_row_bytes(cols_padded, bits));
+    pack_weight_codes(signed_codes.data(), rows, cols_padded, bits, packed.data());
+    const int groups = cols_padded / group;
+    scales.resize(static_cast<size_t>(rows) * groups);
+    zeros.resize(scales.size());
+    std::uniform_real_distribution<float> sd(0.001f, 0.1f);
+    for (size_t i = 0; i < scales.size(); ++i) {
+      scales[i] = sd(rng);
+      zeros[i] = code(rng);
+    }
+    sums.resize(static_cast<size_t>(rows) * (cols_padded / block));
+    weight_block_sums(signed_codes.data(), rows, cols_padded, block, sums.data());
+    m.rows = rows;
+    m.cols = cols_padded;
+    m.cols_padded = cols_padded;
+    m.bits = bits;
+    m.group = group;
+    m.block = block;
+    m.codes = packed.data();
+    m.scales = scales.data();
+    m.zeros = zeros.data();
+    m.sums = sums.data();
+  }
+};
+
+std::vector<uint8_t> random_acts(int tokens, int cols, int bits, int mode, std::mt19937& rng) {
+  std::uniform_int_distribution<int> code(0, (1 << bits) - 1);
+  std::vector<uint8_t> q(static_cast<size_t>(tokens) * cols);
+  for (auto& v : q) v = static_cast<uint8_t>(mode == 0 ? code(rng) : mode == 1 ? 0 : (1 << bits) - 1);
+  return q;
+}
+
+std::vector<Isa> isas_under_test() {
+  std::vector<Isa> isas = supported_isas();
+  MESSAGE("kernels under test: " << [&] {
+    std::string s;
+    for (Isa i : isas) s += std::string(isa_name(i)) + " ";
+    return s;
+  }());
+  return isas;
+}
+
+}  // namespace
+
+TEST_CASE("kernels: block dots match the scalar reference exactly") {
+  std::mt19937 rng(1234);
+  const auto isas = isas_under_test();
+  struct Shape { int rows, cols, group, block; };
+  const Shape shapes[] = {{1, 64, 64, 64},    {7, 64, 32, 32},    {33, 192, 192, 192},
+                          {16, 192, 64, 64},  {5, 256, 128, 128}, {64, 128, 128, 8},
+                          {3, 128, 32, 16},   {17, 512, 512, 128}, {40, 1024, 1024, 1024}};
+  for (const Shape& s : shapes)
+    for (int bits : {4, 8})
+      for (int act_bits : {4, 8})
+        for (int mode = 0; mode < 4; ++mode)
+          for (int tokens : {1, 2, 5}) {
+            CAPTURE(s.rows); CAPTURE(s.cols); CAPTURE(s.group); CAPTURE(s.block);
+            CAPTURE(bits); CAPTURE(act_bits); CAPTURE(mode); CAPTURE(tokens);
+            RandomMatrix w(s.rows, s.cols, bits, s.group, s.block, mode, rng);
+            auto q = random_acts(tokens, s.cols, act_bits, mode % 3, rng);
+            const size_t n = static_cast<size_t>(tokens) * s.rows * w.m.blocks();
+            std::vector<int32_t> ref(n), got(n);
+            kScalarKernels.block_dots(w.m, q.data(), s.cols, tokens, 0, s.rows, ref.data());
+            for (Isa isa : isas) {
+              CAPTURE(isa_name(isa));
+              std::fill(got.begin(), got.end(), -1);
+              kernels_for(isa).block_dots(w.m, q.data(), s.cols, tokens, 0, s.rows, got.data());
+              CHECK(got == ref);
+              // A sub-range of rows, as the thread split uses.
+              if (s.rows > 2) {
+                const int r0 = 1, r1 = s.rows - 1;
+                std::vector<int32_t> part(static_cast<size_t>(tokens) * (r1 - r0) * w.m.blocks());
+                kernels_for(isa).block_dots(w.m, q.data(), s.cols, tokens, r0, r1, part.data());
+                std::vector<int32_t> want(part.size());
+                kScalarKernels.block_dots(w.m, q.data(), s.cols, tokens, r0, r1, want.data());
+                CHECK(part == want);
+              }
+            }
+          }
+}
+
+TEST_CASE("kernels: activation quantization matches the scalar reference exactly") {
+  std::mt19937 rng(99);
+  const auto isas = isas_under_test();
+  struct Shape { int cols, cols_padded, segment, block; };
+  const Shape shapes[] = {{64, 64, 64, 64}, {172, 192, 192, 64}, {64, 64, 8, 8},
+                          {1000, 1024, 1024, 128}, {4096, 4096, 128, 128}, {5, 64, 64, 32}};
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const Shape& s : shapes)
+    for (int bits : {4, 8})
+      for (int mode = 0; mode < 5; ++mode) {
+        CAPTURE(s.cols); CAPTURE(s.segment); CAPTURE(bits); CAPTURE(mode);
+        const int tokens = 3;
+        std::vector<float> x(static_cast<size_t>(tokens) * s.cols);
+        for (size_t i = 0; i < x.size(); ++i) {
+          switch (mode) {
+            case 0: x[i] = normal(rng); break;                          // random
+            case 1: x[i] = 0.75f; break;                                // all equal
+            case 2: x[i] = (i % 2 ? 1.0f : -1.0f) * 3.0e4f; break;      // ± large
+            case 3: x[i] = normal(rng) * (i % 97 == 0 ? 500.0f : 1.0f); break;  // outliers
+            default: x[i] = 0.0f;                                       // all zero
+          }
+        }
+        ActQuantParams p{bits, s.segment, s.block, 0.9f, 0.95f};
+        auto make = [&] {
+          QuantizedActs a;
+          a.tokens = tokens;
+          a.cols_padded = s.cols_padded;
+          a.segment = s.segment;
+          a.block = s.block;
+          a.q.assign(static_cast<size_t>(tokens) * s.cols_padded, 0xAA);
+          a.scale.assign(static_cast<size_t>(tokens) * (s.cols_padded / s.segment), -1.0f);
+          a.zero.assign(a.scale.size(), -1);
+          a.sums.assign(static_cast<size_t>(tokens) * (s.cols_padded / s.block), -1);
+          return a;
+        };
+        QuantizedActs ref = make();
+        kScalarKernels.quantize_acts(x.data(), s.cols, tokens, p, ref);
+        for (int code : ref.q) CHECK((code >= 0 && code < (1 << bits)));
+        for (Isa isa : isas) {
+          CAPTURE(isa_name(isa));
+          QuantizedActs got = make();
+          kernels_for(isa).quantize_acts(x.data(), s.cols, tokens, p, got);
+          CHECK(got.q == ref.q);
+          CHECK(got.scale == ref.scale);
+          CHECK(got.zero == ref.zero);
+          CHECK(got.sums == ref.sums);
+        }
+      }
+}
+
+TEST_CASE("kernels: the scalar quantized dot product approximates the float one") {
+  // The identity of METHODS.md §1, end to end through quantize_acts, block_dots, epilogue.
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int rows = 8, cols = 128;
+  RandomMatrix w(rows, cols, 8, 32, 32, 0, rng);
+  std::vector<float> x(cols);
+  for (float& v : x) v = normal(rng);
+  QuantizedActs a;
+  a.tokens = 1;
+  a.cols_padded = cols;
+  a.segment = cols;
+  a.block = 32;
+  a.q.resize(cols);
+  a.scale.resize(1);
+  a.zero.resize(1);
+  a.sums.resize(cols / 32);
+  quantize_acts_scalar(x.data(), cols, 1, {8, 0, 0, 1.0f, 1.0f}, a);
+  std::vector<int32_t> dots(rows * 4);
+  kScalarKernels.block_dots(w.m, a.q.data(), cols, 1, 0, rows, dots.data());
+  std::vector<float> y(rows);
+  linear_epilogue(w.m, a, 0, 1, 0, rows, dots.data(), y.data(), rows);
+  for (int r = 0; r < rows; ++r) {
+    double exact = 0.0, norm = 0.0;
+    for (int j = 0; j < cols; ++j) {
+      const int g = j / 32;
+      const double wv = w.scales[r * 4 + g] * (w.signed_codes[r * cols + j] - w.zeros[r * 4 + g]);
+      exact += wv * x[j];
+      norm += std::fabs(wv * x[j]);
+    }
+    CAPTURE(r);
+    CHECK(std::fabs(y[r] - exact) <= 0.01 * norm);  // 8-bit activations: ≤ 1% of Σ|w·x|
+  }
+}
+
+TEST_CASE("kernels: attention over a quantized cache matches the scalar reference") {
+  std::mt19937 rng(77);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const auto isas = isas_under_test();
+  for (int hd : {8, 16, 64, 128})
+    for (int bits : {4, 8})
+      for (int n_pos : {1, 3, 17, 300}) {
+        CAPTURE(hd); CAPTURE(bits); CAPTURE(n_pos);
+        const size_t stride = static_cast<size_t>(hd) * bits / 8 + 5;  // an odd stride too
+        std::uniform_int_distribution<int> byte(0, 255);
+        std::vector<uint8_t> k(stride * n_pos), v(stride * n_pos);
+        for (auto& b : k) b = static_cast<uint8_t>(byte(rng));
+        for (auto& b : v) b = static_cast<uint8_t>(byte(rng));
+        std::vector<float> ks(2 * n_pos), km(2 * n_pos), vs(2 * n_pos), vm(2 * n_pos), q(hd);
+        for (int t = 0; t < 2 * n_pos; ++t) {
+          ks[t] = 0.01f + std::fabs(normal(rng)) * 0.05f;
+          vs[t] = 0.01f + std::fabs(normal(rng)) * 0.05f;
+          km[t] = normal(rng);
+          vm[t] = normal(rng);
+        }
+        for (float& f : q) f = normal(rng);
+        KvView kv{hd, bits, stride, 2, k.data(), ks.data(), km.data(), v.data(), vs.data(), vm.data()};
+        std::vector<float> sref(n_pos), sgot(n_pos), oref(hd), ogot(hd);
+        attend_scalar(kv, q.data(), n_pos, sref.data(), oref.data());
+        for (Isa isa : isas) {
+          CAPTURE(isa_name(isa));
+          kernels_for(isa).attend(kv, q.data(), n_pos, sgot.data(), ogot.data());
+          // Float sums in another order: relative error of a few ulps per term.
+          for (int i = 0; i < hd; ++i) CHECK(std::fabs(ogot[i] - oref[i]) <= 1e-4f * (1 + std::fabs(oref[i])));
+        }
+      }
+}
