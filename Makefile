@@ -1,11 +1,14 @@
 # rotor: `make` builds build/rotor and build/librotor.a; `make test` builds and runs the tests.
 # SANITIZE=1 builds into build-san/ with AddressSanitizer + UndefinedBehaviorSanitizer.
+# `make test-neon` cross-builds the kernel tests for AArch64 and runs them under qemu-user;
+# `make test` does too when the cross compiler and qemu are installed (`make deps`).
 
 CXX      ?= g++
 SHARED   ?= $(abspath ../shared)
 SANITIZE ?= 0
 
-CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Wshadow -I. -MMD -MP
+# No FMA contraction: the scalar reference kernels must round alike on every architecture.
+CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Wshadow -ffp-contract=off -I. -MMD -MP
 LDLIBS   := -lsentencepiece -lopenblas -lpthread
 ifeq ($(SANITIZE),1)
   BUILD    := build-san
@@ -25,11 +28,13 @@ X86_KERNELS  := engine/kernels/avx2.cpp engine/kernels/avx512.cpp
 NEON_KERNELS := engine/kernels/neon.cpp
 ifneq (,$(findstring x86_64,$(ARCH)))
   ISA_KERNELS := $(X86_KERNELS)
+  # The AArch64 cross compiler and qemu-user test the NEON kernels here (test-neon).
+  DEPS_PACKAGES += g++-aarch64-linux-gnu qemu-user
 else ifneq (,$(findstring aarch64,$(ARCH)))
   ISA_KERNELS := $(NEON_KERNELS)
 endif
 KERNEL_SRC := $(filter-out $(X86_KERNELS) $(NEON_KERNELS),$(wildcard engine/kernels/*.cpp)) $(ISA_KERNELS)
-LIB_SRC   := $(wildcard engine/*.cpp engine/import/*.cpp tokenizer/*.cpp) $(KERNEL_SRC)
+LIB_SRC   := $(wildcard engine/*.cpp engine/import/*.cpp engine/format/*.cpp quant/*.cpp tokenizer/*.cpp) $(KERNEL_SRC)
 TOOL_SRC  := $(wildcard tools/*.cpp)
 TEST_SRC  := $(wildcard tests/*.cpp)
 LIB_OBJ   := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
@@ -38,7 +43,42 @@ TEST_OBJ  := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 # The CLI's pieces without its main(), for tests that exercise argument parsing directly.
 CLI_OBJ   := $(filter-out $(BUILD)/tools/main.o,$(TOOL_OBJ))
 
-.PHONY: all test deps run clean
+# The NEON kernels, cross-built with the kernel tests only (no OpenBLAS or SentencePiece, so
+# nothing beyond the toolchain's own libraries) into a static binary for qemu-user, and run on
+# a CPU with the dot-product extension and on one without, so both NEON paths are checked.
+# `make test` includes the run when the tools are here (not in the sanitized build).
+AARCH64_CXX  ?= aarch64-linux-gnu-g++
+QEMU_AARCH64 ?= qemu-aarch64
+DOCTEST_DIR  ?= /usr/include/doctest
+XBUILD       := build-aarch64
+# doctest is header-only: the cross build sees it through a directory holding only a link to
+# it, rather than by adding the host's /usr/include to its search path.
+XCXXFLAGS    := -std=c++17 -O2 -Wall -Wextra -Wshadow -ffp-contract=off -I. -I$(XBUILD)/include -MMD -MP
+XTEST_SRC    := tests/test_main.cpp tests/test_kernels.cpp \
+                $(filter-out $(X86_KERNELS),$(wildcard engine/kernels/*.cpp))
+XTEST_OBJ    := $(XTEST_SRC:%.cpp=$(XBUILD)/%.o)
+
+define NEON_RUN
+@echo "== NEON kernel tests: qemu-aarch64 -cpu max (dotprod) =="
+$(QEMU_AARCH64) -cpu max $(XBUILD)/kernel_tests
+@echo "== NEON kernel tests: qemu-aarch64 -cpu cortex-a72 (no dotprod) =="
+$(QEMU_AARCH64) -cpu cortex-a72 $(XBUILD)/kernel_tests
+endef
+
+HAVE_NEON_TOOLS := $(shell command -v $(AARCH64_CXX) >/dev/null 2>&1 && \
+                     command -v $(QEMU_AARCH64) >/dev/null 2>&1 && echo yes)
+ifeq ($(SANITIZE),1)
+  TEST_NEON_BIN :=
+  TEST_NEON_RUN :=
+else ifeq ($(HAVE_NEON_TOOLS),yes)
+  TEST_NEON_BIN := $(XBUILD)/kernel_tests
+  TEST_NEON_RUN = $(NEON_RUN)
+else
+  TEST_NEON_BIN :=
+  TEST_NEON_RUN = @echo "NEON kernel tests skipped: $(AARCH64_CXX) or $(QEMU_AARCH64) not found (make deps)"
+endif
+
+.PHONY: all test test-neon deps run clean
 all: $(BUILD)/rotor $(BUILD)/librotor.a
 
 $(BUILD)/%.o: %.cpp
@@ -58,8 +98,23 @@ $(BUILD)/rotor: $(TOOL_OBJ) $(BUILD)/librotor.a
 $(BUILD)/rotor_tests: $(TEST_OBJ) $(CLI_OBJ) $(BUILD)/librotor.a
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-test: $(BUILD)/rotor $(BUILD)/rotor_tests
+test: $(BUILD)/rotor $(BUILD)/rotor_tests $(TEST_NEON_BIN)
 	ROTOR_SHARED=$(SHARED) ROTOR_BIN=$(abspath $(BUILD)/rotor) $(BUILD)/rotor_tests
+	$(TEST_NEON_RUN)
+
+$(XBUILD)/include/doctest:
+	@mkdir -p $(dir $@)
+	ln -sfn $(DOCTEST_DIR) $@
+
+$(XBUILD)/%.o: %.cpp | $(XBUILD)/include/doctest
+	@mkdir -p $(dir $@)
+	$(AARCH64_CXX) $(XCXXFLAGS) -c $< -o $@
+
+$(XBUILD)/kernel_tests: $(XTEST_OBJ)
+	$(AARCH64_CXX) -static $^ -o $@
+
+test-neon: $(XBUILD)/kernel_tests
+	$(NEON_RUN)
 
 # Generates a story with the default model (fetched into models/cache/ first).
 run: $(BUILD)/rotor
@@ -75,6 +130,6 @@ deps:
 	fi
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san $(XBUILD)
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(XTEST_OBJ:.o=.d)

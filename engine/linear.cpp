@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+
 namespace rotor {
 
 void LinearF32::forward(const float* x, int rows, float* y) const {
@@ -16,6 +18,14 @@ void LinearF32::forward(const float* x, int rows, float* y) const {
 
 size_t LinearF32::weight_bytes() const {
   return sizeof(float) * static_cast<size_t>(in_features()) * out_features();
+}
+
+}  // namespace rotor
+
+namespace rotor {
+
+void LinearF32::to_float(float* out) const {
+  std::copy_n(w_, static_cast<size_t>(in_features()) * out_features(), out);
 }
 
 }  // namespace rotor

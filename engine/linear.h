@@ -22,6 +22,8 @@ class Linear {
   virtual size_t weight_bytes() const = 0;
   // Storage type, for `rotor info`.
   virtual std::string type_name() const = 0;
+  // The weights as floats [out, in]: what the quantizer starts from, whatever the storage.
+  virtual void to_float(float* out) const = 0;
 
  private:
   int in_, out_;
@@ -36,7 +38,7 @@ class LinearF32 final : public Linear {
   void forward(const float* x, int rows, float* y) const override;
   size_t weight_bytes() const override;
   std::string type_name() const override { return "f32"; }
-  const float* weights() const { return w_; }
+  void to_float(float* out) const override;
 
  private:
   const float* w_;

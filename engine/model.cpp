@@ -8,7 +8,7 @@ const float* Model::keep(std::vector<float>&& tensor) {
 }
 
 uint64_t Model::weight_bytes_per_token() const {
-  uint64_t bytes = sizeof(float) * static_cast<uint64_t>(config.dim);
+  uint64_t bytes = embedding->row_bytes();
   for (const LayerWeights& l : layers)
     for (const Linear* lin : {l.wq.get(), l.wk.get(), l.wv.get(), l.wo.get(), l.w_gate.get(),
                               l.w_up.get(), l.w_down.get()})

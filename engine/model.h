@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "engine/config.h"
+#include "engine/embedding.h"
 #include "engine/linear.h"
 #include "engine/mapped_file.h"
+#include "engine/recipe.h"
 
 namespace rotor {
 
@@ -22,14 +24,18 @@ struct LayerWeights {
 struct Model {
   ModelConfig config;
   std::string path;     // what the user named
-  std::string format;   // "llama2.c", "hf-safetensors"
+  std::string format;   // "llama2.c", "hf-safetensors", "rotor"
   std::string dtype;    // storage type of the source weights: "f32", "bf16", "f16"
   uint64_t file_bytes = 0;
 
-  const float* tok_embeddings = nullptr;  // [vocab, dim]
+  std::unique_ptr<Embedding> embedding;  // [vocab, dim]
   std::vector<LayerWeights> layers;
   const float* final_norm = nullptr;  // [dim]
   std::unique_ptr<Linear> classifier;  // [vocab, dim]
+
+  bool quantized = false;  // a compact file: recipe below applies
+  Recipe recipe;
+  int kv_bits() const { return quantized ? recipe.kv_bits : 32; }
 
   std::string tokenizer_path;   // where the SentencePiece model came from ("" if none)
   std::string tokenizer_proto;  // its serialized bytes ("" if none was found)

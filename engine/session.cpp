@@ -26,7 +26,7 @@ Session::Session(const Model& model, int ctx)
       ctx_(resolve_ctx(model.config, ctx)),
       max_batch_(std::min(ctx_, kMaxPrefillBlock)),
       rope_(c_.head_dim(), ctx_, c_.rope_theta),
-      cache_(c_.n_layers, ctx_, c_.n_kv_heads, c_.head_dim()) {
+      cache_(c_.n_layers, ctx_, c_.n_kv_heads, c_.head_dim(), model.kv_bits()) {
   const size_t B = max_batch_;
   x_.resize(B * c_.dim);
   xb_.resize(B * c_.dim);
@@ -77,11 +77,12 @@ void Session::forward(const int* tokens, int n, int logit_rows) {
   const int D = c_.dim, KV = c_.kv_dim(), I = c_.hidden_dim, hd = c_.head_dim();
   const int group = c_.n_heads / c_.n_kv_heads;
   for (int r = 0; r < n; ++r)
-    std::copy_n(model_.tok_embeddings + static_cast<size_t>(tokens[r]) * D, D, &x_[r * D]);
+    model_.embedding->lookup(tokens[r], &x_[r * D]);
 
   for (int l = 0; l < c_.n_layers; ++l) {
     const LayerWeights& w = model_.layers[l];
     for (int r = 0; r < n; ++r) rmsnorm(&x_[r * D], w.attn_norm, D, c_.norm_eps, &xb_[r * D]);
+    if (observer_) observer_->observe(l, LinearInput::kAttention, xb_.data(), n, D);
     w.wq->forward(xb_.data(), n, q_.data());
     w.wk->forward(xb_.data(), n, k_.data());
     w.wv->forward(xb_.data(), n, v_.data());
@@ -95,13 +96,16 @@ void Session::forward(const int* tokens, int n, int logit_rows) {
       for (int h = 0; h < c_.n_heads; ++h)
         cache_.attend(l, h / group, &q_[r * D + h * hd], pos_ + r + 1, scores_.data(),
                       &att_[r * D + h * hd]);
+    if (observer_) observer_->observe(l, LinearInput::kAttentionOut, att_.data(), n, D);
     w.wo->forward(att_.data(), n, xb_.data());
     for (int i = 0; i < n * D; ++i) x_[i] += xb_[i];
 
     for (int r = 0; r < n; ++r) rmsnorm(&x_[r * D], w.ffn_norm, D, c_.norm_eps, &xb_[r * D]);
+    if (observer_) observer_->observe(l, LinearInput::kMlp, xb_.data(), n, D);
     w.w_gate->forward(xb_.data(), n, gate_.data());
     w.w_up->forward(xb_.data(), n, up_.data());
     swiglu(gate_.data(), up_.data(), n * I);
+    if (observer_) observer_->observe(l, LinearInput::kMlpDown, gate_.data(), n, I);
     w.w_down->forward(gate_.data(), n, xb_.data());
     for (int i = 0; i < n * D; ++i) x_[i] += xb_[i];
   }

@@ -10,6 +10,15 @@
 
 namespace rotor {
 
+// The inputs of the linear layers, for tools that study them (the quantizer's calibration).
+enum class LinearInput { kAttention, kAttentionOut, kMlp, kMlpDown };
+class ActivationObserver {
+ public:
+  virtual ~ActivationObserver() = default;
+  // x is [rows, cols]: the input of the linears of `which` in `layer`.
+  virtual void observe(int layer, LinearInput which, const float* x, int rows, int cols) = 0;
+};
+
 class Session {
  public:
   // ctx = 0 uses the model's max positions; a larger ctx than that is an error.
@@ -20,6 +29,8 @@ class Session {
   const Model& model() const { return model_; }
   // Forgets every position.
   void reset() { pos_ = 0; }
+  // Shows every linear layer's input to `observer` (nullptr to stop).
+  void set_observer(ActivationObserver* observer) { observer_ = observer; }
 
   // Runs tokens at positions pos() .. pos()+n-1 and returns the logits after the last one
   // (vocab floats, valid until the next call). With all_logits, also returns [n, vocab].
@@ -38,6 +49,7 @@ class Session {
   int ctx_;
   int max_batch_;
   int pos_ = 0;
+  ActivationObserver* observer_ = nullptr;
   Rope rope_;
   KvCache cache_;
   // Scratch, sized for max_batch_ rows.

@@ -8,7 +8,7 @@ namespace rotor {
 
 void add_model_options(Args& args) {
   args.option("model", 'm', "MODEL",
-              "llama2.c .bin checkpoint or Hugging Face model directory");
+              "compact rotor file, llama2.c .bin checkpoint or Hugging Face directory");
   args.option("tokenizer", 0, "FILE", "SentencePiece model", "tokenizer.model beside MODEL");
   args.option("threads", 't', "N", "threads for the matrix products",
               std::to_string(default_thread_count()) + ", the cores available");

@@ -20,6 +20,7 @@ const Command kCommands[] = {
     {"chat", rotor::cmd_chat, "interactive chat, one line per turn"},
     {"ppl", rotor::cmd_ppl, "perplexity of a model on a text file"},
     {"info", rotor::cmd_info, "describe a model file"},
+    {"quantize", rotor::cmd_quantize, "write a compact quantized model file"},
 };
 
 void print_help() {
@@ -28,8 +29,9 @@ void print_help() {
       "Usage: rotor COMMAND [options]\n\nCommands:");
   for (const Command& c : kCommands) std::printf("  %-8s %s\n", c.name, c.summary);
   std::puts(
-      "\nMODEL is a llama2.c .bin checkpoint (tokenizer.model beside it) or a Hugging Face\n"
-      "LLaMA directory (config.json, *.safetensors, tokenizer.model).\n"
+      "\nMODEL is a compact rotor file (from 'rotor quantize'), a llama2.c .bin checkpoint\n"
+      "(tokenizer.model beside it) or a Hugging Face LLaMA directory (config.json,\n"
+      "*.safetensors, tokenizer.model).\n"
       "'rotor COMMAND --help' lists the options of each command.\n\n"
       "Exit codes: 0 success, 1 internal error, 2 bad input (path, file, flag, prompt).");
 }

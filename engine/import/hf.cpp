@@ -159,7 +159,8 @@ std::unique_ptr<Model> import_hf(const std::string& dir) {
     return std::make_unique<LinearF32>(load(name, {out, in}), out, in);
   };
 
-  model->tok_embeddings = load("model.embed_tokens.weight", {V, D});
+  const float* embeddings = load("model.embed_tokens.weight", {V, D});
+  model->embedding = std::make_unique<EmbeddingF32>(embeddings, c.dim);
   model->layers.resize(c.n_layers);
   for (int i = 0; i < c.n_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -180,7 +181,7 @@ std::unique_ptr<Model> import_hf(const std::string& dir) {
   }
   model->final_norm = load("model.norm.weight", {D});
   if (c.tied_embeddings) {
-    model->classifier = std::make_unique<LinearF32>(model->tok_embeddings, V, D);
+    model->classifier = std::make_unique<LinearF32>(embeddings, V, D);
   } else {
     model->classifier = linear("lm_head.weight", V, D);
   }

@@ -70,7 +70,8 @@ std::unique_ptr<Model> import_llama2c(const std::string& path) {
   model->file_bytes = file.size();
 
   Cursor cur(reinterpret_cast<const float*>(file.data() + kHeaderBytes));
-  model->tok_embeddings = cur.take(v * d);
+  const float* embeddings = cur.take(v * d);
+  model->embedding = std::make_unique<EmbeddingF32>(embeddings, c.dim);
   model->layers.resize(L);
   const int D = c.dim, I = c.hidden_dim, KV = c.kv_dim();
   for (auto& l : model->layers) l.attn_norm = cur.take(d);
@@ -84,7 +85,7 @@ std::unique_ptr<Model> import_llama2c(const std::string& path) {
   for (auto& l : model->layers) l.w_up = std::make_unique<LinearF32>(cur.take(hid * d), I, D);
   model->final_norm = cur.take(d);
   cur.take(seq * hs);  // legacy RoPE tables; the engine computes its own from rope_theta
-  const float* cls = c.tied_embeddings ? model->tok_embeddings : cur.take(v * d);
+  const float* cls = c.tied_embeddings ? embeddings : cur.take(v * d);
   model->classifier = std::make_unique<LinearF32>(cls, c.vocab_size, D);
   return model;
 }

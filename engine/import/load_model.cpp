@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "engine/error.h"
+#include "engine/format/rotor_format.h"
 
 namespace rotor {
 
@@ -28,14 +29,24 @@ std::string read_whole_file(const std::string& path) {
   return ss.str();
 }
 
+// "ROTOR" starts every compact file; the rest of the magic is checked by the importer, so a
+// damaged magic is reported as such rather than as a strange llama2.c header.
+bool has_rotor_magic(const std::string& path) {
+  char magic[5] = {};
+  std::ifstream in(path, std::ios::binary);
+  in.read(magic, sizeof magic);
+  return in.gcount() == sizeof magic && std::memcmp(magic, format::kMagic, sizeof magic) == 0;
+}
+
 }  // namespace
 
 std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0)
     throw Error(path + ": no such model file or directory");
-  std::unique_ptr<Model> model =
-      S_ISDIR(st.st_mode) ? import_hf(path) : import_llama2c(path);
+  std::unique_ptr<Model> model = S_ISDIR(st.st_mode)      ? import_hf(path)
+                                 : has_rotor_magic(path) ? import_rotor(path)
+                                                         : import_llama2c(path);
 
   if (model->tokenizer_proto.empty()) {
     std::string tok = options.tokenizer_path.empty()

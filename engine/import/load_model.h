@@ -1,6 +1,7 @@
 // Opens any model file rotor runs and picks the importer for its format:
-//   a directory                 -> Hugging Face LLaMA (config.json + *.safetensors)
-//   a file                      -> llama2.c v0 checkpoint
+//   a directory                      -> Hugging Face LLaMA (config.json + *.safetensors)
+//   a file starting with "ROTORLLM"  -> compact rotor file (docs/FORMAT.md)
+//   any other file                   -> llama2.c v0 checkpoint
 #pragma once
 #include <memory>
 #include <string>
@@ -19,5 +20,6 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
 // Format-specific importers; load_model() is the entry point everyone else uses.
 std::unique_ptr<Model> import_llama2c(const std::string& path);
 std::unique_ptr<Model> import_hf(const std::string& dir);
+std::unique_ptr<Model> import_rotor(const std::string& path);
 
 }  // namespace rotor

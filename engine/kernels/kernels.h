@@ -116,3 +116,9 @@ void quantize_acts_scalar(const float* x, int cols, int n_tokens, const ActQuant
 void attend_scalar(const KvView& kv, const float* q, int n_pos, float* scores, float* out);
 
 }  // namespace rotor
+
+namespace rotor {
+// Weights back to floats: out[(r − r0)·cols + j] = s_w·(w' − z_w) for rows [r0, r1), the
+// logical columns only. Used by the paths that keep activations in float (A16, embeddings).
+void dequantize_rows(const PackedMatrix& w, int r0, int r1, float* out);
+}  // namespace rotor

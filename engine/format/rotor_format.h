@@ -1,0 +1,48 @@
+// The compact model file (docs/FORMAT.md): a fixed header, a section directory, and sections
+// (manifest JSON, tokenizer bytes, tensor data), each 64-byte aligned and checksummed.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace rotor::format {
+
+constexpr char kMagic[8] = {'R', 'O', 'T', 'O', 'R', 'L', 'L', 'M'};
+constexpr uint32_t kVersion = 1;
+constexpr size_t kAlign = 64;
+
+enum SectionKind : uint32_t {
+  kManifest = 1,   // JSON: config, recipe, tensor table
+  kTokenizer = 2,  // SentencePiece model bytes
+  kTensorData = 3, // tensor payloads, offsets in the manifest are relative to its start
+};
+constexpr uint32_t kSectionRequired = 1;  // flags bit: a reader that does not know it must refuse
+
+#pragma pack(push, 1)
+struct FileHeader {           // 64 bytes at offset 0
+  char magic[8];
+  uint32_t version;
+  uint32_t section_count;
+  uint64_t directory_offset;
+  uint64_t file_size;
+  uint64_t directory_checksum;
+  uint8_t reserved[16];       // zero
+  uint64_t header_checksum;   // of the 56 bytes before it
+};
+struct SectionEntry {         // 32 bytes each, section_count of them at directory_offset
+  uint32_t kind;
+  uint32_t flags;
+  uint64_t offset;
+  uint64_t size;
+  uint64_t checksum;
+};
+#pragma pack(pop)
+static_assert(sizeof(FileHeader) == 64, "header layout");
+static_assert(sizeof(SectionEntry) == 32, "directory layout");
+
+// A fast 64-bit non-cryptographic hash (four multiply-rotate lanes over 32-byte stripes),
+// enough to catch corruption and truncation; not a defence against tampering.
+uint64_t checksum(const void* data, size_t size);
+
+inline size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+}  // namespace rotor::format

@@ -1,0 +1,272 @@
+// Compact rotor files (docs/FORMAT.md). Everything is validated before use — header,
+// directory, section bounds and checksums, manifest, every tensor's bounds and size — and
+// the weights are then used in place from the mapping.
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "engine/error.h"
+#include "engine/format/manifest.h"
+#include "engine/format/rotor_format.h"
+#include "engine/import/dtype.h"
+#include "engine/import/load_model.h"
+#include "engine/quantized_linear.h"
+
+namespace rotor {
+
+namespace fmt = rotor::format;
+using nlohmann::json;
+
+namespace {
+
+struct Sections {
+  const uint8_t* manifest = nullptr;
+  size_t manifest_size = 0;
+  const uint8_t* tokenizer = nullptr;
+  size_t tokenizer_size = 0;
+  const uint8_t* data = nullptr;
+  size_t data_size = 0;
+};
+
+Sections read_sections(const MappedFile& f) {
+  const std::string& p = f.path();
+  if (f.size() < sizeof(fmt::FileHeader))
+    throw Error(p + ": truncated rotor file (" + std::to_string(f.size()) + " bytes, no header)");
+  fmt::FileHeader h;
+  std::memcpy(&h, f.data(), sizeof h);
+  if (std::memcmp(h.magic, fmt::kMagic, sizeof h.magic) != 0) throw Error(p + ": bad magic");
+  if (fmt::checksum(&h, offsetof(fmt::FileHeader, header_checksum)) != h.header_checksum)
+    throw Error(p + ": header checksum mismatch (corrupted file)");
+  if (h.version != fmt::kVersion)
+    throw Error(p + ": unsupported rotor file version " + std::to_string(h.version) +
+                " (this build reads version " + std::to_string(fmt::kVersion) + ")");
+  if (h.file_size != f.size())
+    throw Error(p + ": " + (f.size() < h.file_size ? "truncated" : "oversized") +
+                " rotor file: " + std::to_string(f.size()) + " bytes, the header says " +
+                std::to_string(h.file_size));
+  if (h.section_count == 0 || h.section_count > 64 || h.directory_offset > f.size() ||
+      h.section_count * sizeof(fmt::SectionEntry) > f.size() - h.directory_offset)
+    throw Error(p + ": section directory lies outside the file");
+  std::vector<fmt::SectionEntry> dir(h.section_count);
+  std::memcpy(dir.data(), f.data() + h.directory_offset, dir.size() * sizeof(fmt::SectionEntry));
+  if (fmt::checksum(dir.data(), dir.size() * sizeof(fmt::SectionEntry)) != h.directory_checksum)
+    throw Error(p + ": section directory checksum mismatch (corrupted file)");
+
+  Sections s;
+  for (const fmt::SectionEntry& e : dir) {
+    const std::string name = "section " + std::to_string(e.kind);
+    if (e.offset % fmt::kAlign != 0 || e.offset > f.size() || e.size > f.size() - e.offset)
+      throw Error(p + ": " + name + " lies outside the file");
+    const uint8_t* base = f.data() + e.offset;
+    if (fmt::checksum(base, e.size) != e.checksum)
+      throw Error(p + ": " + name + " checksum mismatch (corrupted file)");
+    switch (e.kind) {
+      case fmt::kManifest: s.manifest = base; s.manifest_size = e.size; break;
+      case fmt::kTokenizer: s.tokenizer = base; s.tokenizer_size = e.size; break;
+      case fmt::kTensorData: s.data = base; s.data_size = e.size; break;
+      default:
+        if (e.flags & fmt::kSectionRequired)
+          throw Error(p + ": " + name + " is required but unknown to this build");
+    }
+  }
+  if (!s.manifest || !s.tokenizer || !s.data)
+    throw Error(p + ": a required section (manifest, tokenizer, tensor data) is missing");
+  return s;
+}
+
+// Looks up tensors by name and checks each byte range against the data section.
+class TensorTable {
+ public:
+  TensorTable(const json& tensors, const Sections& s, std::string path)
+      : s_(s), path_(std::move(path)) {
+    if (!tensors.is_array()) throw Error(path_ + ": manifest has no tensor table");
+    for (const json& t : tensors) {
+      if (!t.is_object() || !t.contains("name") || !t["name"].is_string())
+        throw Error(path_ + ": malformed tensor entry in the manifest");
+      by_name_[t["name"].get<std::string>()] = &t;
+    }
+  }
+
+  const json& entry(const std::string& name, const char* type) const {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) throw Error(path_ + ": missing tensor '" + name + "'");
+    if (!it->second->contains("type") || (*it->second)["type"] != type)
+      throw Error(path_ + ": tensor '" + name + "' is not of type " + type);
+    return *it->second;
+  }
+
+  // The bytes of a {offset, bytes} range, which must hold exactly `expected` bytes.
+  const uint8_t* range(const json& r, uint64_t expected, const std::string& what) const {
+    uint64_t offset, bytes;
+    try {
+      offset = r.at("offset").get<uint64_t>();
+      bytes = r.at("bytes").get<uint64_t>();
+    } catch (const json::exception&) {
+      throw Error(path_ + ": " + what + ": malformed offset/bytes");
+    }
+    if (offset % fmt::kAlign != 0 || offset > s_.data_size || bytes > s_.data_size - offset)
+      throw Error(path_ + ": " + what + ": offset or size outside the tensor data");
+    if (bytes != expected)
+      throw Error(path_ + ": " + what + ": holds " + std::to_string(bytes) +
+                  " bytes, its shape needs " + std::to_string(expected));
+    return s_.data + offset;
+  }
+
+  // A float tensor of the given shape (f32 in place, f16 converted into model storage).
+  const float* floats(Model& model, const std::string& name, std::vector<int64_t> shape) const {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) throw Error(path_ + ": missing tensor '" + name + "'");
+    const json& t = *it->second;
+    const std::string type = t.value("type", "");
+    if (type != "f32" && type != "f16")
+      throw Error(path_ + ": tensor '" + name + "' has unsupported type '" + type + "'");
+    if (!t.contains("shape") || t["shape"] != json(shape))
+      throw Error(path_ + ": tensor '" + name + "' has the wrong shape");
+    uint64_t count = 1;
+    for (int64_t d : shape) count *= static_cast<uint64_t>(d);
+    if (type == "f32")
+      return reinterpret_cast<const float*>(range(t, count * 4, "tensor '" + name + "'"));
+    const uint8_t* half = range(t, count * 2, "tensor '" + name + "'");
+    std::vector<float> out(count);
+    for (uint64_t i = 0; i < count; ++i) {
+      uint16_t h;
+      std::memcpy(&h, half + 2 * i, 2);
+      out[i] = f16_to_f32(h);
+    }
+    return model.keep(std::move(out));
+  }
+
+  // A packed matrix of shape [rows, cols] and its activation settings.
+  PackedMatrix packed(const std::string& name, int rows, int cols, ActQuantParams* act) const {
+    const json& t = entry(name, "packed");
+    const std::string what = "tensor '" + name + "'";
+    PackedMatrix m;
+    try {
+      m.rows = t.at("rows").get<int>();
+      m.cols = t.at("cols").get<int>();
+      m.cols_padded = t.at("cols_padded").get<int>();
+      m.bits = t.at("bits").get<int>();
+      m.group = t.at("group").get<int>();
+      m.block = t.at("block").get<int>();
+      const json& a = t.at("act");
+      act->bits = a.at("bits").get<int>();
+      act->segment = a.at("segment").get<int>();
+      act->clip_min = a.at("clip_min").get<float>();
+      act->clip_max = a.at("clip_max").get<float>();
+    } catch (const json::exception&) {
+      throw Error(path_ + ": " + what + ": malformed packed-matrix entry");
+    }
+    if (m.rows != rows || m.cols != cols)
+      throw Error(path_ + ": " + what + " has shape [" + std::to_string(m.rows) + ", " +
+                  std::to_string(m.cols) + "], expected [" + std::to_string(rows) + ", " +
+                  std::to_string(cols) + "]");
+    const bool ok = (m.bits == 4 || m.bits == 8) && m.cols_padded >= m.cols &&
+                    m.cols_padded % kChunk == 0 && m.cols_padded - m.cols < 1 << 16 &&
+                    m.group > 0 && m.cols_padded % m.group == 0 && m.block > 0 &&
+                    m.group % m.block == 0 && (act->bits == 4 || act->bits == 8 || act->bits == 16) &&
+                    act->segment > 0 && m.cols_padded % act->segment == 0 &&
+                    act->segment % m.block == 0 && act->clip_min > 0 && act->clip_min <= 1 &&
+                    act->clip_max > 0 && act->clip_max <= 1;
+    if (!ok) throw Error(path_ + ": " + what + ": inconsistent quantization parameters");
+    const uint64_t r = m.rows;
+    const json& parts = t.at("parts");
+    try {
+      m.codes = range(parts.at("codes"), r * m.row_bytes(), what + " codes");
+      m.scales = reinterpret_cast<const float*>(
+          range(parts.at("scales"), r * m.groups() * 4, what + " scales"));
+      m.zeros = reinterpret_cast<const int32_t*>(
+          range(parts.at("zeros"), r * m.groups() * 4, what + " zeros"));
+      m.sums = reinterpret_cast<const int32_t*>(
+          range(parts.at("sums"), r * m.blocks() * 4, what + " sums"));
+    } catch (const json::exception&) {
+      throw Error(path_ + ": " + what + ": missing parts");
+    }
+    return m;
+  }
+
+  bool is_packed(const std::string& name) const {
+    auto it = by_name_.find(name);
+    return it != by_name_.end() && it->second->value("type", "") == "packed";
+  }
+
+ private:
+  const Sections& s_;
+  std::string path_;
+  std::map<std::string, const json*> by_name_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> import_rotor(const std::string& path) {
+  auto model = std::make_unique<Model>();
+  model->mappings.push_back(std::make_unique<MappedFile>(path));
+  const MappedFile& f = *model->mappings.back();
+  const Sections s = read_sections(f);
+
+  json manifest;
+  try {
+    manifest = json::parse(s.manifest, s.manifest + s.manifest_size);
+  } catch (const json::exception&) {
+    throw Error(path + ": manifest is not valid JSON");
+  }
+  if (!manifest.is_object() || !manifest.contains("config") || !manifest.contains("recipe") ||
+      !manifest.contains("tensors"))
+    throw Error(path + ": manifest lacks config, recipe or tensors");
+  model->config = fmt::config_from_json(manifest["config"], path);
+  model->recipe = fmt::recipe_from_json(manifest["recipe"], path);
+  model->quantized = true;
+  model->path = path;
+  model->format = "rotor";
+  model->file_bytes = f.size();
+  model->tokenizer_proto.assign(reinterpret_cast<const char*>(s.tokenizer), s.tokenizer_size);
+  model->tokenizer_path = path + " (embedded)";
+  const ModelConfig& c = model->config;
+  const int D = c.dim, I = c.hidden_dim, KV = c.kv_dim(), V = c.vocab_size;
+
+  const TensorTable tt(manifest["tensors"], s, path);
+  auto linear = [&](const std::string& name, int rows, int cols) -> std::unique_ptr<Linear> {
+    ActQuantParams act;
+    PackedMatrix m = tt.packed(name, rows, cols, &act);
+    return std::make_unique<QuantizedLinear>(m, act);
+  };
+
+  // Embedding: packed rows (the tied classifier reads the same matrix) or floats.
+  if (tt.is_packed("tok_embeddings")) {
+    ActQuantParams act;
+    PackedMatrix m = tt.packed("tok_embeddings", V, D, &act);
+    model->embedding = std::make_unique<EmbeddingPacked>(m);
+    if (c.tied_embeddings) model->classifier = std::make_unique<QuantizedLinear>(m, act);
+  } else {
+    const float* e = tt.floats(*model, "tok_embeddings", {V, D});
+    model->embedding = std::make_unique<EmbeddingF32>(e, D);
+    if (c.tied_embeddings) model->classifier = std::make_unique<LinearF32>(e, V, D);
+  }
+  model->layers.resize(c.n_layers);
+  for (int i = 0; i < c.n_layers; ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    LayerWeights& l = model->layers[i];
+    l.attn_norm = tt.floats(*model, p + "attn_norm", {D});
+    l.wq = linear(p + "wq", D, D);
+    l.wk = linear(p + "wk", KV, D);
+    l.wv = linear(p + "wv", KV, D);
+    l.wo = linear(p + "wo", D, D);
+    l.ffn_norm = tt.floats(*model, p + "ffn_norm", {D});
+    l.w_gate = linear(p + "w_gate", I, D);
+    l.w_up = linear(p + "w_up", I, D);
+    l.w_down = linear(p + "w_down", D, I);
+  }
+  model->final_norm = tt.floats(*model, "final_norm", {D});
+  if (!c.tied_embeddings) {
+    if (tt.is_packed("classifier")) {
+      model->classifier = linear("classifier", V, D);
+    } else {
+      model->classifier = std::make_unique<LinearF32>(tt.floats(*model, "classifier", {V, D}), V, D);
+    }
+  }
+  model->dtype = "w" + std::to_string(model->recipe.w_bits) + "a" +
+                 std::to_string(model->recipe.a_bits) + "kv" +
+                 std::to_string(model->recipe.kv_bits);
+  return model;
+}
+
+}  // namespace rotor

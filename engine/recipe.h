@@ -1,0 +1,24 @@
+// How a compact model file was quantized: stored in the file, shown by `rotor info`, and read
+// by the engine where it matters at run time (KV cache bits).
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace rotor {
+
+struct Recipe {
+  int w_bits = 4;            // 4 or 8
+  int group = 0;             // weight columns per scale; 0 = per output channel
+  bool w_sym = false;        // symmetric weights (zero point fixed at 0)
+  std::string weights = "gptq";  // rounding: "rtn" or "gptq"
+  int a_bits = 8;            // activations: 4, 8, or 16 (= float)
+  int kv_bits = 8;           // KV cache: 4, 8, or 16 (= float)
+  int embed_bits = 8;        // embedding and lm_head: 8, 16 or 32
+  std::string calib;         // calibration text (file name), "" when none was used
+  int calib_windows = 0;
+  int calib_ctx = 0;
+  uint64_t seed = 0;
+  std::string tool_version;
+};
+
+}  // namespace rotor

@@ -1,0 +1,194 @@
+// The offline quantizer: weight quantization (RTN, GPTQ, groups, padding, symmetric), the
+// quantized linear layer against float maths, and whole models end to end.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "engine/import/load_model.h"
+#include "engine/quantized_linear.h"
+#include "quant/weight_quantizer.h"
+#include "tests/helpers.h"
+
+using namespace rotor;
+using namespace rotor::test;
+
+namespace {
+
+std::vector<float> random_matrix(int rows, int cols, std::mt19937& rng, float outlier = 0.0f) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> w(static_cast<size_t>(rows) * cols);
+  for (auto& v : w) v = normal(rng);
+  if (outlier > 0) w[3] = outlier;
+  return w;
+}
+
+std::vector<float> dequantized(const QuantizedMatrix& q) {
+  std::vector<float> out(static_cast<size_t>(q.rows) * q.cols);
+  dequantize_rows(q.view(), 0, q.rows, out.data());
+  return out;
+}
+
+double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return std::sqrt(num / den);
+}
+
+// ‖X·Wᵀ − X·Ŵᵀ‖ / ‖X·Wᵀ‖ on rows of X.
+double output_error(const std::vector<float>& x, int n, const std::vector<float>& w,
+                    const std::vector<float>& wq, int rows, int cols) {
+  double num = 0, den = 0;
+  for (int t = 0; t < n; ++t)
+    for (int r = 0; r < rows; ++r) {
+      double y = 0, yq = 0;
+      for (int j = 0; j < cols; ++j) {
+        y += x[t * cols + j] * w[r * cols + j];
+        yq += x[t * cols + j] * wq[r * cols + j];
+      }
+      num += (y - yq) * (y - yq);
+      den += y * y;
+    }
+  return std::sqrt(num / den);
+}
+
+}  // namespace
+
+TEST_CASE("quantizer: layout pads to chunks, groups and head segments") {
+  int padded, group, block;
+  plan_layout(172, {4, 0, false, 0}, &padded, &group, &block);
+  CHECK(padded == 192);
+  CHECK(group == 192);
+  CHECK(block == 192);
+  plan_layout(172, {4, 128, false, 0}, &padded, &group, &block);
+  CHECK(padded == 256);
+  CHECK(group == 128);
+  plan_layout(64, {4, 0, false, 8}, &padded, &group, &block);  // o_proj of a head size of 8
+  CHECK(padded == 64);
+  CHECK(block == 8);
+  plan_layout(4096, {4, 32, false, 128}, &padded, &group, &block);
+  CHECK(block == 32);
+}
+
+TEST_CASE("quantizer: RTN error is small and shrinks with bits and groups") {
+  std::mt19937 rng(3);
+  const int rows = 48, cols = 172;
+  const auto w = random_matrix(rows, cols, rng, 12.0f);
+  const double e4 = relative_error(dequantized(quantize_rtn(w.data(), rows, cols, {4, 0, false, 0})), w);
+  const double e4g = relative_error(dequantized(quantize_rtn(w.data(), rows, cols, {4, 32, false, 0})), w);
+  const double e8 = relative_error(dequantized(quantize_rtn(w.data(), rows, cols, {8, 0, false, 0})), w);
+  MESSAGE("RTN relative error: w4 " << e4 << ", w4 g32 " << e4g << ", w8 " << e8);
+  CHECK(e4 < 0.15);
+  CHECK(e4g < e4);
+  CHECK(e8 < e4 / 8);
+  const QuantizedMatrix sym = quantize_rtn(w.data(), rows, cols, {4, 32, true, 0});
+  for (int z : sym.zeros) CHECK(z == 0);
+  CHECK(relative_error(dequantized(sym), w) < 0.2);
+}
+
+TEST_CASE("quantizer: padding columns contribute exactly nothing") {
+  std::mt19937 rng(4);
+  const int rows = 8, cols = 100;
+  const auto w = random_matrix(rows, cols, rng);
+  const QuantizedMatrix q = quantize_rtn(w.data(), rows, cols, {4, 32, false, 0});
+  REQUIRE(q.cols_padded == 128);
+  // Dequantizing the whole padded width: the padding must be exactly 0.
+  PackedMatrix wide = q.view();
+  wide.cols = wide.cols_padded;
+  std::vector<float> all(static_cast<size_t>(rows) * q.cols_padded);
+  dequantize_rows(wide, 0, rows, all.data());
+  for (int r = 0; r < rows; ++r)
+    for (int j = cols; j < q.cols_padded; ++j) CHECK(all[r * q.cols_padded + j] == 0.0f);
+}
+
+TEST_CASE("quantizer: GPTQ beats RTN on the layer output for correlated inputs") {
+  std::mt19937 rng(5);
+  const int rows = 32, cols = 96, n = 512;
+  const auto w = random_matrix(rows, cols, rng);
+  // Correlated inputs: x = z · M with a random mixing M, as in real activations.
+  const auto z = random_matrix(n, cols, rng), mix = random_matrix(cols, cols, rng);
+  std::vector<float> x(static_cast<size_t>(n) * cols, 0.0f);
+  for (int t = 0; t < n; ++t)
+    for (int k = 0; k < cols; ++k)
+      for (int j = 0; j < cols; ++j) x[t * cols + j] += z[t * cols + k] * mix[k * cols + j] * 0.2f;
+  std::vector<double> h(static_cast<size_t>(cols) * cols, 0.0);
+  for (int t = 0; t < n; ++t)
+    for (int i = 0; i < cols; ++i)
+      for (int j = 0; j < cols; ++j) h[i * cols + j] += 2.0 * x[t * cols + i] * x[t * cols + j];
+  for (int group : {0, 32}) {
+    CAPTURE(group);
+    const WeightQuantSpec s{4, group, false, 0};
+    const double rtn = output_error(x, n, w, dequantized(quantize_rtn(w.data(), rows, cols, s)), rows, cols);
+    const double gptq = output_error(x, n, w, dequantized(quantize_gptq(w.data(), rows, cols, h, s)), rows, cols);
+    MESSAGE("output error, group " << group << ": RTN " << rtn << ", GPTQ " << gptq);
+    CHECK(gptq < 0.8 * rtn);
+  }
+}
+
+TEST_CASE("quantized linear: integer and float-activation paths follow the float product") {
+  std::mt19937 rng(6);
+  const int rows = 40, cols = 172, n = 5;
+  const auto w = random_matrix(rows, cols, rng);
+  const auto x = random_matrix(n, cols, rng);
+  const QuantizedMatrix q = quantize_rtn(w.data(), rows, cols, {8, 0, false, 0});
+  const auto wq = dequantized(q);
+  std::vector<float> ref(static_cast<size_t>(n) * rows);
+  for (int t = 0; t < n; ++t)
+    for (int r = 0; r < rows; ++r) {
+      double y = 0;
+      for (int j = 0; j < cols; ++j) y += x[t * cols + j] * wq[r * cols + j];
+      ref[t * rows + r] = static_cast<float>(y);
+    }
+  for (int a_bits : {16, 8}) {
+    CAPTURE(a_bits);
+    QuantizedLinear lin(q.view(), {a_bits, q.cols_padded, q.block, 1.0f, 1.0f});
+    std::vector<float> y(ref.size()), y1(rows);
+    lin.forward(x.data(), n, y.data());
+    const double err = relative_error(y, ref);
+    MESSAGE("a" << a_bits << " relative error vs float: " << err);
+    CHECK(err < (a_bits == 16 ? 1e-5 : 0.02));
+    lin.forward(x.data() + 2 * cols, 1, y1.data());  // decode gives the prefill row exactly
+    for (int r = 0; r < rows; ++r) CHECK(y1[r] == y[2 * rows + r]);
+  }
+}
+
+TEST_CASE("quantize end to end: W8A8KV8 within 1% of fp32; 4-bit files load and generate") {
+  // About 80 windows of the evaluation text keep this fast; docs/QUALITY.md has full-text figures.
+  TempDir tmp;
+  const std::string text = read_file(shared_dir() + "/data/tinystories_val_dev.txt");
+  write_file(tmp.file("eval.txt"), text.substr(0, 80000));
+  auto ppl = [&](const std::string& model) {
+    CliResult r = run_rotor({"ppl", "-m", model, "-f", tmp.file("eval.txt"), "--json"});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    return nlohmann::json::parse(r.out)["ppl"].get<double>();
+  };
+  const std::string src = llama2c_path("stories260K");
+  const double base = ppl(src);
+  struct Case { std::string name; std::vector<std::string> flags; double max_ratio; };
+  const Case cases[] = {
+      {"w8a8kv8", {"--w-bits", "8", "--a-bits", "8", "--kv-bits", "8", "--weights", "rtn"}, 1.01},
+      {"w4a16", {"--a-bits", "16", "--kv-bits", "16"}, 1.15},
+      {"w4a8kv8", {"--a-bits", "8", "--kv-bits", "8"}, 1.15},
+      {"w4a4kv4", {"--a-bits", "4", "--kv-bits", "4", "--group", "32"}, 4.0},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    std::vector<std::string> args = {"quantize", "-m", src, "-o", tmp.file(c.name + ".rotor"),
+                                     "--calib-windows", "16"};
+    args.insert(args.end(), c.flags.begin(), c.flags.end());
+    CliResult q = run_rotor(args);
+    REQUIRE_MESSAGE(q.exit_code == 0, q.err);
+    CHECK(q.out.find("bits per weight") != std::string::npos);
+    const double p = ppl(tmp.file(c.name + ".rotor"));
+    MESSAGE(c.name << ": ppl " << p << " vs fp32 " << base << " (x" << p / base << ")");
+    CHECK(p / base < c.max_ratio);
+    CliResult gen = run_rotor({"run", "-m", tmp.file(c.name + ".rotor"), "-p", "Once upon a time",
+                               "-n", "16", "--temp", "0", "--json"});
+    REQUIRE(gen.exit_code == 0);
+    CHECK(nlohmann::json::parse(gen.out)["tokens"].size() > 0);
+  }
+}

@@ -1,0 +1,191 @@
+// The compact file: what the quantizer writes loads back with its recipe, and a file that is
+// damaged anywhere — a flipped byte in any section, a cut at any point, a bad version, an
+// offset outside the data — is refused with an Error (exit code 2 through the CLI).
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "engine/error.h"
+#include "engine/format/rotor_format.h"
+#include "engine/import/load_model.h"
+#include "quant/quantize_model.h"
+#include "tests/helpers.h"
+#include "tokenizer/tokenizer.h"
+
+using namespace rotor;
+using namespace rotor::test;
+namespace fmt = rotor::format;
+
+namespace {
+
+// A small W4A8KV8 RTN file of stories260K, written once for all cases here.
+const std::string& quantized_bytes() {
+  static const std::string bytes = [] {
+    auto src = load_model(llama2c_path("stories260K"));
+    Tokenizer tok(src->tokenizer_proto, src->tokenizer_path);
+    Recipe r;
+    r.weights = "rtn";
+    TempDir tmp;
+    quantize_model(*src, tok, r, "", tmp.file("m.rotor"), [](const QuantizeProgress&) {});
+    return read_file(tmp.file("m.rotor"));
+  }();
+  return bytes;
+}
+
+struct Parsed {
+  fmt::FileHeader header;
+  std::vector<fmt::SectionEntry> dir;
+};
+Parsed parse(const std::string& bytes) {
+  Parsed p;
+  std::memcpy(&p.header, bytes.data(), sizeof p.header);
+  p.dir.resize(p.header.section_count);
+  std::memcpy(p.dir.data(), bytes.data() + p.header.directory_offset,
+              p.dir.size() * sizeof(fmt::SectionEntry));
+  return p;
+}
+
+// Rewrites header and directory checksums after an edit, so only the edit itself is wrong.
+void reseal(std::string& bytes, Parsed& p) {
+  for (auto& e : p.dir) e.checksum = fmt::checksum(bytes.data() + e.offset, e.size);
+  std::memcpy(&bytes[p.header.directory_offset], p.dir.data(), p.dir.size() * sizeof(fmt::SectionEntry));
+  p.header.directory_checksum = fmt::checksum(p.dir.data(), p.dir.size() * sizeof(fmt::SectionEntry));
+  p.header.header_checksum = fmt::checksum(&p.header, offsetof(fmt::FileHeader, header_checksum));
+  std::memcpy(&bytes[0], &p.header, sizeof p.header);
+}
+
+std::string load_error(const std::string& bytes) {
+  TempDir tmp;
+  write_file(tmp.file("m.rotor"), bytes);
+  try {
+    load_model(tmp.file("m.rotor"));
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("rotor file: round trip keeps config, recipe and tokenizer") {
+  TempDir tmp;
+  write_file(tmp.file("m.rotor"), quantized_bytes());
+  auto m = load_model(tmp.file("m.rotor"));
+  CHECK(m->format == "rotor");
+  CHECK(m->quantized);
+  CHECK(m->config.dim == 64);
+  CHECK(m->config.n_kv_heads == 4);
+  CHECK(m->recipe.w_bits == 4);
+  CHECK(m->recipe.a_bits == 8);
+  CHECK(m->recipe.kv_bits == 8);
+  CHECK(m->recipe.weights == "rtn");
+  CHECK(m->tokenizer_proto == read_file(shared_dir() + "/models/stories260K/tokenizer.model"));
+  CHECK(m->layers[0].wq->type_name() == "w4a8");
+}
+
+TEST_CASE("rotor file: a flipped byte in any section is refused") {
+  const std::string good = quantized_bytes();
+  CHECK(load_error(good).empty());
+  Parsed p = parse(good);
+  std::vector<std::pair<std::string, size_t>> spots = {
+      {"magic", 6}, {"version", 8}, {"reserved", 40}, {"header checksum", 60},
+      {"directory", p.header.directory_offset + 3}};
+  for (const auto& e : p.dir)
+    for (size_t at : {size_t{0}, e.size / 2, e.size - 1})
+      spots.push_back({"section " + std::to_string(e.kind), e.offset + at});
+  for (const auto& [what, at] : spots) {
+    CAPTURE(what);
+    CAPTURE(at);
+    std::string bad = good;
+    bad[at] = static_cast<char>(bad[at] ^ 0x10);
+    const std::string err = load_error(bad);
+    CHECK(!err.empty());
+    CHECK((err.find("checksum mismatch") != std::string::npos || err.find("bad magic") != std::string::npos));
+  }
+}
+
+TEST_CASE("rotor file: truncated anywhere is refused") {
+  const std::string good = quantized_bytes();
+  for (size_t cut : {size_t{5}, size_t{40}, size_t{64}, size_t{100}, good.size() / 3,
+                     good.size() / 2, good.size() - 64, good.size() - 1}) {
+    CAPTURE(cut);
+    const std::string err = load_error(good.substr(0, cut));
+    CHECK(err.find("truncated") != std::string::npos);
+  }
+}
+
+TEST_CASE("rotor file: unknown version, bad offsets and bad shapes name the problem") {
+  const std::string good = quantized_bytes();
+  {
+    std::string bad = good;
+    Parsed p = parse(bad);
+    p.header.version = 2;
+    reseal(bad, p);
+    CHECK(load_error(bad).find("unsupported rotor file version 2") != std::string::npos);
+  }
+  // Edits to the manifest: the file is laid out again around the new manifest and resealed,
+  // so the edit is the only thing wrong with it.
+  auto edit_manifest = [&](const std::function<void(nlohmann::json&)>& change) {
+    Parsed p = parse(good);
+    std::vector<std::string> sections;
+    for (const auto& e : p.dir) sections.push_back(good.substr(e.offset, e.size));
+    REQUIRE(p.dir[0].kind == fmt::kManifest);
+    auto j = nlohmann::json::parse(sections[0]);
+    change(j);
+    sections[0] = j.dump();
+    std::string bad(p.dir[0].offset, '\0');
+    for (size_t i = 0; i < sections.size(); ++i) {
+      bad.resize(fmt::align_up(bad.size()), '\0');
+      p.dir[i].offset = bad.size();
+      p.dir[i].size = sections[i].size();
+      bad += sections[i];
+    }
+    p.header.file_size = bad.size();
+    reseal(bad, p);
+    return load_error(bad);
+  };
+  auto tensor = [](nlohmann::json& j, const std::string& name) -> nlohmann::json& {
+    for (auto& t : j["tensors"])
+      if (t["name"] == name) return t;
+    FAIL("no tensor " << name);
+    return j;
+  };
+  CHECK(edit_manifest([&](nlohmann::json& j) {
+          tensor(j, "layers.1.wk")["parts"]["codes"]["offset"] = 1ull << 40;
+        }).find("outside the tensor data") != std::string::npos);
+  CHECK(edit_manifest([&](nlohmann::json& j) {
+          tensor(j, "layers.1.wk")["parts"]["scales"]["bytes"] = 4;
+        }).find("holds 4 bytes, its shape needs 128") != std::string::npos);
+  CHECK(edit_manifest([&](nlohmann::json& j) {
+          tensor(j, "layers.1.wk")["parts"]["sums"]["offset"] = 65;
+        }).find("outside the tensor data") != std::string::npos);  // misaligned
+  CHECK(edit_manifest([&](nlohmann::json& j) { tensor(j, "layers.2.wv")["rows"] = 64; })
+            .find("has shape [64, 64], expected [32, 64]") != std::string::npos);
+  CHECK(edit_manifest([&](nlohmann::json& j) { tensor(j, "layers.0.w_up")["bits"] = 3; })
+            .find("inconsistent quantization parameters") != std::string::npos);
+  CHECK(edit_manifest([&](nlohmann::json& j) { j["config"]["n_heads"] = 7; })
+            .find("not a multiple") != std::string::npos);
+  CHECK(edit_manifest([&](nlohmann::json& j) { j["recipe"]["kv_bits"] = 5; })
+            .find("unsupported bit widths") != std::string::npos);
+  CHECK(edit_manifest([&](nlohmann::json& j) {
+          auto& ts = j["tensors"];
+          for (size_t i = 0; i < ts.size(); ++i)
+            if (ts[i]["name"] == "final_norm") ts.erase(i);
+        }).find("missing tensor 'final_norm'") != std::string::npos);
+}
+
+TEST_CASE("rotor file: the CLI refuses a damaged file with exit code 2") {
+  TempDir tmp;
+  std::string bad = quantized_bytes();
+  bad[bad.size() / 2] = static_cast<char>(bad[bad.size() / 2] ^ 1);
+  write_file(tmp.file("bad.rotor"), bad);
+  CliResult r = run_rotor({"run", "-m", tmp.file("bad.rotor"), "-n", "4"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("checksum mismatch (corrupted file)") != std::string::npos);
+  write_file(tmp.file("cut.rotor"), quantized_bytes().substr(0, 1000));
+  r = run_rotor({"info", tmp.file("cut.rotor")});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("truncated rotor file") != std::string::npos);
+}
