@@ -184,6 +184,17 @@ TEST_CASE("bad input: flags, commands and prompts") {
   expect_refusal({"ppl", "-m", m}, "no text given");
   expect_refusal({"ppl", "-m", m, "-f", "/nonexistent/text.txt"}, "cannot open");
   expect_refusal({"info"}, "missing argument MODEL");
+  expect_refusal({"quantize", "-m", m}, "no output given");
+  expect_refusal({"quantize", "-m", m, "-o", "/tmp/x.rotor", "--w-bits", "5"},
+                 "option '--w-bits' = 5 is not one of 4, 8");
+  expect_refusal({"quantize", "-m", m, "-o", "/tmp/x.rotor", "--group", "48"},
+                 "option '--group' = 48 is not one of 0, 32, 64, 128");
+  expect_refusal({"quantize", "-m", m, "-o", "/tmp/x.rotor", "--weights", "awq"},
+                 "option '--weights' = awq is not one of rtn, gptq");
+  expect_refusal({"quantize", "-m", m, "-o", "/tmp/x.rotor", "--calib", "/nonexistent.txt"},
+                 "/nonexistent.txt: cannot open");
+  expect_refusal({"quantize", "-m", m, "-o", "/nonexistent/dir/x.rotor", "--weights", "rtn"},
+                 "cannot create the output file");
 }
 
 TEST_CASE("bad input: a model file cut anywhere is refused, never read out of bounds") {

@@ -176,6 +176,20 @@ TEST_CASE("rotor file: unknown version, bad offsets and bad shapes name the prob
         }).find("missing tensor 'final_norm'") != std::string::npos);
 }
 
+TEST_CASE("rotor file: info shows the recipe") {
+  TempDir tmp;
+  write_file(tmp.file("m.rotor"), quantized_bytes());
+  CliResult r = run_rotor({"info", tmp.file("m.rotor"), "--json"});
+  REQUIRE(r.exit_code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["format"] == "rotor");
+  CHECK(j["recipe"]["weights"] == "rtn");
+  CHECK(j["recipe"]["w_bits"] == 4);
+  CHECK(j["recipe"]["kv_bits"] == 8);
+  r = run_rotor({"info", tmp.file("m.rotor")});
+  CHECK(r.out.find("4-bit asymmetric per channel, rtn") != std::string::npos);
+}
+
 TEST_CASE("rotor file: the CLI refuses a damaged file with exit code 2") {
   TempDir tmp;
   std::string bad = quantized_bytes();

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "engine/format/manifest.h"
 #include "engine/import/load_model.h"
 #include "tools/args.h"
 #include "tools/commands.h"
@@ -11,7 +12,7 @@ namespace rotor {
 int cmd_info(int argc, char** argv) {
   Args args("info", "MODEL [options]",
             "Describes a model: format, architecture, shapes, parameter count, storage type,\n"
-            "file size and tokenizer.");
+            "file size, tokenizer, and for compact files the quantization recipe.");
   args.positionals("MODEL", 1);
   args.option("tokenizer", 0, "FILE", "SentencePiece model", "tokenizer.model beside MODEL");
   args.flag("json", 0, "print one JSON object");
@@ -42,6 +43,7 @@ int cmd_info(int argc, char** argv) {
       {"tied_embeddings", c.tied_embeddings},
       {"tokenizer", model->tokenizer_path},
   };
+  if (model->quantized) j["recipe"] = format::recipe_to_json(model->recipe);
   if (args.has("json")) {
     std::puts(j.dump().c_str());
     return 0;
@@ -60,6 +62,18 @@ int cmd_info(int argc, char** argv) {
   std::printf("parameters  %llu\n", static_cast<unsigned long long>(c.parameter_count()));
   std::printf("tokenizer   %s\n",
               model->tokenizer_path.empty() ? "(none found)" : model->tokenizer_path.c_str());
+  if (model->quantized) {
+    const Recipe& r = model->recipe;
+    const std::string group = r.group ? "groups of " + std::to_string(r.group) : "per channel";
+    std::printf("weights     %d-bit %s %s, %s; embedding/lm_head %d-bit\n", r.w_bits,
+                r.w_sym ? "symmetric" : "asymmetric", group.c_str(), r.weights.c_str(),
+                r.embed_bits);
+    std::printf("runtime     activations %d-bit, KV cache %d-bit\n", r.a_bits, r.kv_bits);
+    if (!r.calib.empty())
+      std::printf("calibration %s, %d windows of %d tokens, seed %llu\n", r.calib.c_str(),
+                  r.calib_windows, r.calib_ctx, static_cast<unsigned long long>(r.seed));
+    std::printf("written by  rotor %s\n", r.tool_version.c_str());
+  }
   return 0;
 }
 
