@@ -9,7 +9,7 @@ SANITIZE ?= 0
 
 # No FMA contraction: the scalar reference kernels must round alike on every architecture.
 CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Wshadow -ffp-contract=off -I. -MMD -MP
-LDLIBS   := -lsentencepiece -lopenblas -lpthread
+LDLIBS   := -lsentencepiece -lopenblas -lcpp-httplib -lpthread
 ifeq ($(SANITIZE),1)
   BUILD    := build-san
   CXXFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -19,7 +19,7 @@ else
 endif
 
 DEPS_PACKAGES := g++ make libopenblas-dev libsentencepiece-dev doctest-dev libbenchmark-dev \
-                 nlohmann-json3-dev
+                 nlohmann-json3-dev libcpp-httplib-dev tmux curl
 
 # Kernels for one ISA are compiled with that ISA's flags and only for their architecture;
 # which one runs is decided at start-up (engine/kernels/dispatch.cpp).
@@ -85,6 +85,9 @@ $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
+# Debian's cpp-httplib is a compiled library; its users must see the options it was built with.
+$(BUILD)/tools/cmd_serve.o: CXXFLAGS += -DCPPHTTPLIB_OPENSSL_SUPPORT -DCPPHTTPLIB_ZLIB_SUPPORT \
+                                        -DCPPHTTPLIB_BROTLI_SUPPORT
 $(BUILD)/engine/kernels/avx2.o: CXXFLAGS += -mavx2 -mfma
 $(BUILD)/engine/kernels/avx512.o: CXXFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mfma
 

@@ -15,6 +15,7 @@ GenerationStats generate(Session& session, Sampler& sampler, const std::vector<i
   const ModelConfig& c = session.model().config;
   GenerationStats s;
   s.prompt_tokens = static_cast<int>(prompt.size());
+  sampler.observe(prompt);
   auto t0 = std::chrono::steady_clock::now();
   const float* logits = session.prefill(prompt);
   s.prefill_seconds = seconds_since(t0);

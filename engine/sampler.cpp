@@ -14,7 +14,35 @@ int argmax(const float* x, int n) {
 
 Sampler::Sampler(const SamplingParams& params) : p_(params), rng_(params.seed) {}
 
+void Sampler::remember(int token) {
+  if (p_.repeat_penalty == 1.0f || p_.repeat_last_n <= 0) return;
+  recent_.push_back(token);
+  if (static_cast<int>(recent_.size()) > p_.repeat_last_n)
+    recent_.erase(recent_.begin(), recent_.end() - p_.repeat_last_n);
+}
+
+void Sampler::observe(const std::vector<int>& tokens) {
+  for (int t : tokens) remember(t);
+}
+
 int Sampler::sample(const float* logits, int vocab) {
+  if (p_.repeat_penalty != 1.0f && !recent_.empty()) {
+    penalized_.assign(logits, logits + vocab);
+    done_.assign(vocab, 0);
+    for (int t : recent_) {
+      if (t < 0 || t >= vocab || done_[t]) continue;  // each distinct token once
+      done_[t] = 1;
+      float& l = penalized_[t];
+      l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
+    }
+    logits = penalized_.data();
+  }
+  const int token = pick(logits, vocab);
+  remember(token);
+  return token;
+}
+
+int Sampler::pick(const float* logits, int vocab) {
   if (p_.temperature <= 0.0f) return argmax(logits, vocab);
   candidates_.resize(vocab);
   for (int i = 0; i < vocab; ++i) candidates_[i] = {logits[i] / p_.temperature, i};
@@ -39,6 +67,13 @@ int Sampler::sample(const float* logits, int vocab) {
       cut = i + 1;
       break;
     }
+  }
+  // Min-p: drop candidates whose probability is below min_p times the most likely one's.
+  if (p_.min_p > 0.0f) {
+    const float floor = p_.min_p * candidates_[0].first;
+    size_t keep_p = 1;
+    while (keep_p < cut && candidates_[keep_p].first >= floor) ++keep_p;
+    cut = keep_p;
   }
   double mass = 0.0;
   for (size_t i = 0; i < cut; ++i) mass += candidates_[i].first;

@@ -40,6 +40,13 @@ Session::Session(const Model& model, int ctx)
   logits_.resize(B * c_.vocab_size);
 }
 
+void Session::rewind(int pos) {
+  if (pos < 0 || pos > pos_)
+    throw Error("cannot rewind to position " + std::to_string(pos) + " of " +
+                std::to_string(pos_), kExitInternal);
+  pos_ = pos;  // the cache is per position: later entries are simply overwritten
+}
+
 void Session::check_fits(const int* tokens, int n) const {
   if (n <= 0) throw Error("nothing to process: the token list is empty");
   if (n > ctx_ - pos_)

@@ -29,6 +29,9 @@ class Session {
   const Model& model() const { return model_; }
   // Forgets every position.
   void reset() { pos_ = 0; }
+  // Keeps the first `pos` positions and forgets the rest (0 <= pos <= pos()), so a
+  // conversation that shares a prefix with the cache continues from there.
+  void rewind(int pos);
   // Shows every linear layer's input to `observer` (nullptr to stop).
   void set_observer(ActivationObserver* observer) { observer_ = observer; }
 

@@ -2,7 +2,14 @@
 // over a pipe, info, and --help for every command.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
 
 #include "tests/helpers.h"
 
@@ -65,6 +72,102 @@ TEST_CASE("cli: chat answers each piped line and keeps the history") {
   CHECK(chat.out.find('\n', nl + 1) != std::string::npos);
 }
 
+TEST_CASE("cli: chat with a template, commands and a full context over a pipe") {
+  const std::string m = llama2c_path("stories260K");
+  // /stats, /reset and /help are commands, not turns; after /reset the same line gets the same
+  // (greedy) answer as at the start.
+  CliResult chat = run_rotor({"chat", "-m", m, "-n", "10", "--temp", "0", "--template", "chatml",
+                              "--system", "Tell stories."},
+                             "Once upon a time\n/stats\n/reset\nOnce upon a time\n/help\n");
+  REQUIRE_MESSAGE(chat.exit_code == 0, chat.err);
+  std::vector<std::string> lines;
+  std::istringstream in(chat.out);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  REQUIRE(lines.size() >= 4);
+  CHECK(lines[1].rfind("[last answer: ", 0) == 0);
+  CHECK(lines[2] == "[conversation reset]");
+  CHECK(lines[3] == lines[0]);
+  CHECK(chat.out.find("/reset") != std::string::npos);  // the /help text
+
+  // A small context fills: the oldest turns go, with a note, and every line is answered.
+  std::string input;
+  for (int i = 0; i < 8; ++i) input += "Once upon a time there was a cat\n";
+  CliResult full = run_rotor({"chat", "-m", m, "-n", "20", "--temp", "0", "--ctx", "64",
+                              "--template", "llama2", "--system", "Be nice."},
+                             input);
+  REQUIRE_MESSAGE(full.exit_code == 0, full.err);
+  CHECK(std::count(full.out.begin(), full.out.end(), '\n') == 8);
+  CHECK(full.err.find("dropped the 1 oldest turn") != std::string::npos);
+
+  CliResult bad = run_rotor({"chat", "-m", m, "--template", "vicuna"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("unknown chat template") != std::string::npos);
+}
+
+namespace {
+std::string shell(const std::string& cmd) {
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
+// A tmux server of its own, killed at the end.
+class Tmux {
+ public:
+  explicit Tmux(const std::string& command)
+      : socket_("rotor-test-" + std::to_string(::getpid())) {
+    shell("tmux -L " + socket_ + " new-session -d -s t -x 160 -y 50 '" + command + "' 2>&1");
+  }
+  ~Tmux() { shell("tmux -L " + socket_ + " kill-server 2>/dev/null"); }
+  void keys(const std::string& keys) { shell("tmux -L " + socket_ + " send-keys -t t " + keys); }
+  std::string screen() { return shell("tmux -L " + socket_ + " capture-pane -p -t t -S -200"); }
+  // Waits (up to 60 s) until the screen shows `text` `count` times (tmux drops trailing
+  // spaces: the prompt "> " shows as a line starting with ">").
+  bool wait_for(const std::string& text, int count = 1) {
+    for (int i = 0; i < 3000; ++i) {
+      const std::string s = screen();
+      int n = 0;
+      for (size_t at = s.find(text); at != std::string::npos; at = s.find(text, at + 1)) ++n;
+      if (n >= count) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+ private:
+  std::string socket_;
+};
+}  // namespace
+
+TEST_CASE("cli: chat under a terminal: Ctrl-C stops the answer, a second one exits") {
+  // 20 ms per token: a 150-token answer takes 3 s, so Ctrl-C lands mid-answer.
+  Tmux tmux(rotor_bin() + " chat -m " + llama2c_path("stories260K") +
+            " --temp 0 -n 150 --token-delay-ms 20; echo EXIT=$?; sleep 60");
+  REQUIRE_MESSAGE(tmux.wait_for("\n>"), tmux.screen());
+  tmux.keys("'Once upon a time' Enter");
+  REQUIRE_MESSAGE(tmux.wait_for("there was"), tmux.screen());
+  tmux.keys("C-c");
+  REQUIRE_MESSAGE(tmux.wait_for("[answer stopped]"), tmux.screen());
+  REQUIRE_MESSAGE(tmux.wait_for("\n>", 2), tmux.screen());
+  tmux.keys("/stats Enter");
+  REQUIRE_MESSAGE(tmux.wait_for("finish: cancelled"), tmux.screen());
+  const std::string s = tmux.screen();
+  const size_t at = s.find("[last answer: ");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::atoi(s.c_str() + at + 14) < 150);
+  // The conversation goes on after a stopped answer.
+  tmux.keys("'The dog' Enter");
+  REQUIRE_MESSAGE(tmux.wait_for("\n>", 4), tmux.screen());
+  // At the prompt (the Ctrl-C after the one that stopped an answer), Ctrl-C leaves.
+  tmux.keys("C-c");
+  CHECK_MESSAGE(tmux.wait_for("EXIT=0"), tmux.screen());
+}
+
 TEST_CASE("cli: info and --help") {
   CliResult info = run_rotor({"info", shared_dir() + "/models/stories260K-hf-bf16", "--json"});
   REQUIRE(info.exit_code == 0);
@@ -76,7 +179,7 @@ TEST_CASE("cli: info and --help") {
 
   CliResult top = run_rotor({"--help"});
   CHECK(top.exit_code == 0);
-  for (const char* cmd : {"run", "chat", "ppl", "info"}) {
+  for (const char* cmd : {"run", "chat", "ppl", "info", "serve"}) {
     CHECK(top.out.find(cmd) != std::string::npos);
     CliResult h = run_rotor({cmd, "--help"});
     CAPTURE(cmd);

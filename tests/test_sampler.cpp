@@ -58,3 +58,29 @@ TEST_CASE("sampler") {
     }
   }
 }
+
+TEST_CASE("sampler: min-p and the repetition penalty") {
+  const std::vector<float> logits = {0.5f, 2.0f, 1.0f, -1.0f, 1.9f};
+  const int V = static_cast<int>(logits.size());
+  SUBCASE("min-p keeps only tokens nearly as likely as the best") {
+    SamplingParams p{1.0f, 0, 1.0f, 5};
+    p.min_p = 0.8f;  // exp(1.9 - 2.0) = 0.905 stays, exp(-1) = 0.37 goes
+    Sampler s(p);
+    for (int i = 0; i < 200; ++i) {
+      const int t = s.sample(logits.data(), V);
+      CHECK((t == 1 || t == 4));
+    }
+  }
+  SUBCASE("the repetition penalty turns greedy away from a token just produced") {
+    SamplingParams p{0.0f, 0, 1.0f, 0};
+    p.repeat_penalty = 1.5f;
+    Sampler s(p);
+    CHECK(s.sample(logits.data(), V) == 1);
+    CHECK(s.sample(logits.data(), V) == 4);  // 2.0 / 1.5 < 1.9
+    CHECK(s.sample(logits.data(), V) == 1);  // both penalized once: 2.0 / 1.5 > 1.9 / 1.5 > 1.0
+    s.clear_history();
+    CHECK(s.sample(logits.data(), V) == 1);
+    s.observe({4, 4, 2});  // counted once each: 1.9 / 1.5 < 2.0 / 1.5
+    CHECK(s.sample(logits.data(), V) == 1);
+  }
+}

@@ -18,6 +18,7 @@ struct Command {
 const Command kCommands[] = {
     {"run", rotor::cmd_run, "generate text from a prompt"},
     {"chat", rotor::cmd_chat, "interactive chat, one line per turn"},
+    {"serve", rotor::cmd_serve, "OpenAI-compatible HTTP server"},
     {"ppl", rotor::cmd_ppl, "perplexity of a model on a text file"},
     {"info", rotor::cmd_info, "describe a model file"},
     {"quantize", rotor::cmd_quantize, "write a compact quantized model file"},
