@@ -77,33 +77,41 @@ TEST_CASE("kernels: block dots match the scalar reference exactly") {
   std::mt19937 rng(1234);
   const auto isas = isas_under_test();
   struct Shape { int rows, cols, group, block; };
+  // Also: blocks of 32 and odd multiples of it, block counts that are not multiples of 4,
+  // rows as wide as a model's, blocks of 4 and 48, with every remainder of the SIMD tiles'
+  // rows and tokens.
   const Shape shapes[] = {{1, 64, 64, 64},    {7, 64, 32, 32},    {33, 192, 192, 192},
                           {16, 192, 64, 64},  {5, 256, 128, 128}, {64, 128, 128, 8},
-                          {3, 128, 32, 16},   {17, 512, 512, 128}, {40, 1024, 1024, 1024}};
+                          {3, 128, 32, 16},   {17, 512, 512, 128}, {40, 1024, 1024, 1024},
+                          {9, 448, 448, 32},  {6, 320, 64, 64},   {5, 384, 96, 96},
+                          {10, 4096, 4096, 4096}, {6, 4096, 128, 128}, {5, 4096, 4096, 32},
+                          {4, 64, 64, 4},     {3, 192, 192, 48}};
   for (const Shape& s : shapes)
     for (int bits : {4, 8})
       for (int act_bits : {4, 8})
         for (int mode = 0; mode < 4; ++mode)
-          for (int tokens : {1, 2, 5}) {
+          for (int tokens : {1, 2, 3, 4, 5, 7}) {
             CAPTURE(s.rows); CAPTURE(s.cols); CAPTURE(s.group); CAPTURE(s.block);
             CAPTURE(bits); CAPTURE(act_bits); CAPTURE(mode); CAPTURE(tokens);
             RandomMatrix w(s.rows, s.cols, bits, s.group, s.block, mode, rng);
-            auto q = random_acts(tokens, s.cols, act_bits, mode % 3, rng);
+            // Token rows further apart than their width, at unaligned offsets, for even counts.
+            const int q_stride = s.cols + (tokens % 2 ? 0 : 24);
+            auto q = random_acts(tokens, q_stride, act_bits, mode % 3, rng);
             const size_t n = static_cast<size_t>(tokens) * s.rows * w.m.blocks();
             std::vector<int32_t> ref(n), got(n);
-            kScalarKernels.block_dots(w.m, q.data(), s.cols, tokens, 0, s.rows, ref.data());
+            kScalarKernels.block_dots(w.m, q.data(), q_stride, tokens, 0, s.rows, ref.data());
             for (Isa isa : isas) {
               CAPTURE(isa_name(isa));
               std::fill(got.begin(), got.end(), -1);
-              kernels_for(isa).block_dots(w.m, q.data(), s.cols, tokens, 0, s.rows, got.data());
+              kernels_for(isa).block_dots(w.m, q.data(), q_stride, tokens, 0, s.rows, got.data());
               CHECK(got == ref);
               // A sub-range of rows, as the thread split uses.
               if (s.rows > 2) {
                 const int r0 = 1, r1 = s.rows - 1;
                 std::vector<int32_t> part(static_cast<size_t>(tokens) * (r1 - r0) * w.m.blocks());
-                kernels_for(isa).block_dots(w.m, q.data(), s.cols, tokens, r0, r1, part.data());
+                kernels_for(isa).block_dots(w.m, q.data(), q_stride, tokens, r0, r1, part.data());
                 std::vector<int32_t> want(part.size());
-                kScalarKernels.block_dots(w.m, q.data(), s.cols, tokens, r0, r1, want.data());
+                kScalarKernels.block_dots(w.m, q.data(), q_stride, tokens, r0, r1, want.data());
                 CHECK(part == want);
               }
             }
@@ -199,7 +207,7 @@ TEST_CASE("kernels: attention over a quantized cache matches the scalar referenc
   std::mt19937 rng(77);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const auto isas = isas_under_test();
-  for (int hd : {8, 16, 64, 128})
+  for (int hd : {8, 16, 48, 64, 128, 256})
     for (int bits : {4, 8})
       for (int n_pos : {1, 3, 17, 300}) {
         CAPTURE(hd); CAPTURE(bits); CAPTURE(n_pos);

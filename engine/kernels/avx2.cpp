@@ -1,6 +1,561 @@
-// PLACEHOLDER until the avx2 kernels land: forwards to the scalar reference.
+// AVX2 kernels.
+//
+// Block dots: maddubs multiplies the unsigned activation codes by the 4-bit weight codes (as
+// stored, 0..15) and adds pairs into int16, madd widens to int32. A pair is at most
+// 2·255·15 = 7650, so even two pairs add without int16 saturation; 8-bit weights could reach
+// 2·255·128 > 32767, so they are widened to 16 bits first and multiplied by madd alone. Every
+// sum is exact, so the results equal the scalar reference. Work goes in register tiles: in
+// prefill 4 rows × 2 tokens, so each weight step is loaded and unpacked once for both tokens
+// and each activation step once for all four rows; in decode 4 rows, or 2 rows × (with small
+// blocks) 4 consecutive blocks. At the end of a block the tile's accumulators are reduced four
+// at a time.
+//
+// Activation quantization repeats the scalar reference's float operations lane by lane, so
+// codes, scales and zero points are bit-identical. Attention vectorizes the scalar sums over
+// the head dimension (a different summation order, so equal within float rounding).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <utility>
+#include <vector>
+
 #include "engine/kernels/kernels.h"
 
 namespace rotor {
-const KernelTable kAvx2Kernels = {"avx2", kScalarKernels.block_dots, quantize_acts_scalar, attend_scalar};
+
+namespace {
+
+inline __m256i load256(const uint8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+inline __m128i load128(const uint8_t* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+
+// Σ p[0, n).
+inline int32_t byte_sum(const uint8_t* p, int n) {
+  __m256i acc = _mm256_setzero_si256();
+  int j = 0;
+  for (; j + 32 <= n; j += 32)
+    acc = _mm256_add_epi64(acc, _mm256_sad_epu8(load256(p + j), _mm256_setzero_si256()));
+  const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+  int32_t sum = static_cast<int32_t>(_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1));
+  for (; j < n; ++j) sum += p[j];
+  return sum;
+}
+
+// ---------------------------------------------------------------------------- block dots
+
+// The 4-bit steps multiply by the stored nibbles w' + 8 (0..15), one operation fewer per step
+// than recentering them; the dots then exceed Σ q·w' by 8·Σq, which is subtracted once per
+// block.
+constexpr int kNibbleOffset = 8;
+
+// The low nibble of every byte.
+inline __m256i low_nibbles(__m256i bytes) {
+  return _mm256_and_si256(bytes, _mm256_set1_epi8(0x0F));
+}
+
+// int32 sums of adjacent int16 pairs.
+inline __m256i widen_pairs(__m256i v) { return _mm256_madd_epi16(v, _mm256_set1_epi16(1)); }
+
+// A step along a row: its weights W (per row), its activations Q (per token) and their dot
+// added into an int32 accumulator. No step straddles two blocks.
+
+// 4-bit weights, blocks that are multiples of 64: one chunk, both nibble halves of one load.
+struct ChunkStep4 {
+  using V = __m256i;
+  struct W { __m256i lo, hi; };  // columns 0..31 and 32..63 of the chunk
+  struct Q { __m256i lo, hi; };
+  static constexpr int kCols = 64;
+  static constexpr int kBits = 4;
+  static constexpr int kOffset = kNibbleOffset;  // in the stored codes
+  static V zero() { return _mm256_setzero_si256(); }
+  static Q acts(const uint8_t* q, size_t col) {
+    return {load256(q + col), load256(q + col + 32)};
+  }
+  static W weights(const uint8_t* row, size_t col) {
+    const __m256i bytes = load256(row + col / 2);
+    return {low_nibbles(bytes), low_nibbles(_mm256_srli_epi16(bytes, 4))};
+  }
+  static V dot(V acc, const Q& q, const W& w) {
+    const __m256i pairs =
+        _mm256_add_epi16(_mm256_maddubs_epi16(q.lo, w.lo), _mm256_maddubs_epi16(q.hi, w.hi));
+    return _mm256_add_epi32(acc, widen_pairs(pairs));
+  }
+};
+
+// 4-bit weights, blocks that are odd multiples of 32: one nibble half of a chunk per step.
+struct HalfStep4 {
+  using V = __m256i;
+  using W = __m256i;
+  using Q = __m256i;
+  static constexpr int kCols = 32;
+  static constexpr int kBits = 4;
+  static constexpr int kOffset = kNibbleOffset;
+  static V zero() { return _mm256_setzero_si256(); }
+  static Q acts(const uint8_t* q, size_t col) { return load256(q + col); }
+  static W weights(const uint8_t* row, size_t col) {
+    const __m256i bytes = load256(row + col / kChunk * (kChunk / 2));
+    return low_nibbles(_mm256_srl_epi16(bytes, _mm_cvtsi32_si128(col % kChunk == 0 ? 0 : 4)));
+  }
+  static V dot(V acc, Q q, W w) {
+    return _mm256_add_epi32(acc, widen_pairs(_mm256_maddubs_epi16(q, w)));
+  }
+};
+
+// 8-bit weights: both operands widened to int16, then madd.
+struct ByteStep8 {
+  using V = __m256i;
+  struct W { __m256i lo, hi; };  // columns 0..15 and 16..31
+  struct Q { __m256i lo, hi; };
+  static constexpr int kCols = 32;
+  static constexpr int kBits = 8;
+  static constexpr int kOffset = 0;
+  static V zero() { return _mm256_setzero_si256(); }
+  static Q acts(const uint8_t* q, size_t col) {
+    return {_mm256_cvtepu8_epi16(load128(q + col)), _mm256_cvtepu8_epi16(load128(q + col + 16))};
+  }
+  static W weights(const uint8_t* row, size_t col) {
+    return {_mm256_cvtepi8_epi16(load128(row + col)),
+            _mm256_cvtepi8_epi16(load128(row + col + 16))};
+  }
+  static V dot(V acc, const Q& q, const W& w) {
+    return _mm256_add_epi32(_mm256_add_epi32(acc, _mm256_madd_epi16(q.lo, w.lo)),
+                            _mm256_madd_epi16(q.hi, w.hi));
+  }
+};
+
+// [Σa, Σb, Σc, Σd]: a transposing reduction, cheaper than four separate ones.
+inline __m128i totals4(__m256i a, __m256i b, __m256i c, __m256i d) {
+  // Within each 128-bit lane: [a0 + a2, b0 + b2, a1 + a3, b1 + b3], then [Σa, Σb, Σc, Σd].
+  const __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+  const __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
+  const __m256i abcd =
+      _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
+  return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+}
+
+struct DotJob {
+  const PackedMatrix& w;
+  const uint8_t* q;
+  size_t q_stride;
+  int r0, r1;
+  int32_t* dots;
+  const int32_t* offsets;  // [token, block]: the step's weight offset · Σq, for the 4-bit steps
+};
+
+// Calls f(0), …, f(N − 1) with compile-time indices, so arrays of vectors indexed by them are
+// kept in registers.
+template <class F, int... I>
+inline void unrolled(F&& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+template <int N, class F>
+inline void unrolled(F&& f) {
+  unrolled(f, std::make_integer_sequence<int, N>{});
+}
+
+// Block dots of rows [r, r + R) × tokens [t, t + T) × blocks [b0, b1), K blocks at a time.
+template <class S, int R, int T, int K>
+void dot_tile(const DotJob& job, int r, int t, int b0, int b1) {
+  static_assert(K == 1 || K == 4, "blocks go one or four at a time");
+  using V = typename S::V;
+  constexpr int kPairs = R * T;  // (token, row) pairs
+  constexpr int kAcc = K == 4 ? 4 * kPairs : (kPairs + 3) / 4 * 4;
+  const PackedMatrix& w = job.w;
+  const int nb = w.blocks();
+  const size_t block = w.block, row_bytes = w.row_bytes();
+  const uint8_t* row[R];
+  const uint8_t* act[T];
+  int32_t* out[kPairs];  // [token][row]
+  const int32_t* offset[T];
+  unrolled<R>([&](auto i) { row[i] = w.codes + (r + i) * row_bytes; });
+  unrolled<T>([&](auto k) {
+    act[k] = job.q + (t + k) * job.q_stride;
+    if constexpr (S::kOffset != 0) offset[k] = job.offsets + static_cast<size_t>(t + k) * nb;
+    unrolled<R>([&](auto i) {
+      out[k * R + i] =
+          job.dots + (static_cast<size_t>(t + k) * (job.r1 - job.r0) + (r + i - job.r0)) * nb;
+    });
+  });
+  for (int b = b0; b < b1; b += K) {
+    V acc[kAcc];  // [block][token][row], then zeros up to a whole group of four
+    unrolled<kAcc>([&](auto n) { acc[n] = S::zero(); });
+    unrolled<K>([&](auto j) {
+      for (size_t col = (b + j) * block; col < (b + j + 1) * block; col += S::kCols) {
+        typename S::Q qv[T];
+        unrolled<T>([&](auto k) { qv[k] = S::acts(act[k], col); });
+        unrolled<R>([&](auto i) {
+          // The same columns of the next tile's rows, so their loads from memory are under
+          // way early (the hardware prefetcher alone keeps too few in flight).
+          const uint8_t* next = row[i] + R * row_bytes + col * S::kBits / 8;
+          _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
+          const typename S::W wv = S::weights(row[i], col);
+          unrolled<T>([&](auto k) {
+            V& a = acc[(j * T + k) * R + i];
+            a = S::dot(a, qv[k], wv);
+          });
+        });
+      }
+    });
+    if constexpr (K == 4) {
+      // Four consecutive blocks of one (token, row) pair reduce into one vector and one store.
+      unrolled<kPairs>([&](auto n) {
+        __m128i d = totals4(acc[n], acc[kPairs + n], acc[2 * kPairs + n], acc[3 * kPairs + n]);
+        if constexpr (S::kOffset != 0) {
+          const __m128i* o = reinterpret_cast<const __m128i*>(offset[n / R] + b);
+          d = _mm_sub_epi32(d, _mm_loadu_si128(o));
+        }
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out[n] + b), d);
+      });
+    } else {
+      // Four (token, row) pairs at a time.
+      unrolled<kAcc / 4>([&](auto g) {
+        alignas(16) int32_t tot[4];
+        _mm_store_si128(reinterpret_cast<__m128i*>(tot),
+                        totals4(acc[4 * g], acc[4 * g + 1], acc[4 * g + 2], acc[4 * g + 3]));
+        unrolled<4>([&](auto m) {
+          constexpr int n = 4 * g + m;
+          if constexpr (n < kPairs) {
+            out[n][b] = tot[m];
+            if constexpr (S::kOffset != 0) out[n][b] -= offset[n / R][b];
+          }
+        });
+      });
+    }
+  }
+}
+
+// Tokens [t0, t1) in tiles of T, the remainder in one smaller tile.
+template <class S, int R, int T, int K>
+void token_tiles(const DotJob& job, int r, int t0, int t1, int b0, int b1) {
+  int t = t0;
+  for (; t + T <= t1; t += T) dot_tile<S, R, T, K>(job, r, t, b0, b1);
+  if constexpr (T > 1)
+    if (t < t1) token_tiles<S, R, T - 1, K>(job, r, t, t1, b0, b1);
+}
+
+// Rows in tiles of R, the remainder one by one.
+template <class S, int R, int T, int K>
+void row_tiles(const DotJob& job, int t0, int t1, int b0, int b1) {
+  int r = job.r0;
+  for (; r + R <= job.r1; r += R) token_tiles<S, R, T, K>(job, r, t0, t1, b0, b1);
+  if constexpr (R > 1)
+    for (; r < job.r1; ++r) token_tiles<S, 1, T, K>(job, r, t0, t1, b0, b1);
+}
+
+// Tokens per panel: about this many activation bytes, which stay in L2 while every tile of
+// rows passes over them.
+constexpr int kPanelBytes = 256 << 10;
+// In decode, blocks up to this size go four at a time, so the reductions and stores at their
+// ends cost less.
+constexpr int kSmallBlock = 256;
+
+template <class S>
+void tiled_dots(const DotJob& job, int n_tokens) {
+  const PackedMatrix& w = job.w;
+  const int nb = w.blocks(), nb4 = w.block <= kSmallBlock ? nb / 4 * 4 : 0;
+  const int panel = std::max(4, kPanelBytes / w.cols_padded / 4 * 4);
+  for (int t0 = 0; t0 < n_tokens; t0 += panel) {
+    const int t1 = std::min(n_tokens, t0 + panel);
+    // At most 8 accumulators, with room left in the 16 registers for the operands.
+    if (t1 - t0 > 1) {
+      row_tiles<S, 4, 2, 1>(job, t0, t1, 0, nb);
+    } else {
+      if (nb4 > 0) row_tiles<S, 2, 1, 4>(job, t0, t1, 0, nb4);
+      if (nb4 < nb) row_tiles<S, 4, 1, 1>(job, t0, t1, nb4, nb);
+    }
+  }
+}
+
+// Blocks of 4, 8 or 16 columns (heads under 32 wide): a row and a token at a time, the dot
+// lanes of each 32-column step (four consecutive columns each, as in HalfStep4) summed per
+// block.
+template <class S>
+void narrow_block_dots(const DotJob& job, int n_tokens) {
+  const PackedMatrix& w = job.w;
+  const int nb = w.blocks(), lanes_per_block = w.block / 4;
+  for (int t = 0; t < n_tokens; ++t)
+    for (int r = job.r0; r < job.r1; ++r) {
+      const uint8_t* row = w.codes + r * w.row_bytes();
+      const uint8_t* act = job.q + t * job.q_stride;
+      int32_t* out = job.dots + (static_cast<size_t>(t) * (job.r1 - job.r0) + (r - job.r0)) * nb;
+      for (int col = 0; col < w.cols_padded; col += 32) {
+        alignas(32) int32_t lane[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(lane),
+                           S::dot(S::zero(), S::acts(act, col), S::weights(row, col)));
+        for (int l = 0; l < 8; l += lanes_per_block) {
+          const int b = (col + 4 * l) / w.block;
+          int32_t sum = 0;
+          for (int m = 0; m < lanes_per_block; ++m) sum += lane[l + m];
+          if constexpr (S::kOffset != 0) sum -= job.offsets[static_cast<size_t>(t) * nb + b];
+          out[b] = sum;
+        }
+      }
+    }
+}
+
+void block_dots_avx2(const PackedMatrix& w, const uint8_t* q, size_t q_stride, int n_tokens,
+                     int r0, int r1, int32_t* dots) {
+  const bool narrow = w.block % 32 != 0;
+  // Other blocks come only with odd head sizes of tiny models, where the plain loops will do;
+  // so do narrow blocks of 8-bit weights, whose dot lanes hold columns 16 apart (ByteStep8).
+  if (narrow && (w.bits == 8 || 32 % w.block != 0 || w.block % 4 != 0))
+    return kScalarKernels.block_dots(w, q, q_stride, n_tokens, r0, r1, dots);
+  if (w.bits == 8) {
+    const DotJob job{w, q, q_stride, r0, r1, dots, nullptr};
+    return tiled_dots<ByteStep8>(job, n_tokens);
+  }
+  const int nb = w.blocks();
+  thread_local std::vector<int32_t> offsets;
+  offsets.resize(static_cast<size_t>(n_tokens) * nb);
+  for (int t = 0; t < n_tokens; ++t)
+    for (int b = 0; b < nb; ++b)
+      offsets[static_cast<size_t>(t) * nb + b] =
+          kNibbleOffset * byte_sum(q + t * q_stride + b * w.block, w.block);
+  const DotJob job{w, q, q_stride, r0, r1, dots, offsets.data()};
+  if (narrow)
+    narrow_block_dots<HalfStep4>(job, n_tokens);
+  else if (w.block % 64 == 0)
+    tiled_dots<ChunkStep4>(job, n_tokens);
+  else
+    tiled_dots<HalfStep4>(job, n_tokens);
+}
+
+// ---------------------------------------------------------------- activation quantization
+
+// All-ones in the first n lanes (none for n ≤ 0, all for n ≥ 8).
+inline __m256i first8(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+inline float min8(__m256 v) {
+  __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_min_ss(m, _mm_movehdup_ps(m)));
+}
+inline float max8(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+// x as it stands, rounded to float: keeps the compiler (this file is built with -mfma) from
+// fusing the product into a following subtraction as an FMA, which rounds once instead of
+// twice; the scalar reference, built without FMA, rounds twice.
+inline float rounded(float x) {
+  asm("" : "+x"(x));
+  return x;
+}
+
+void quantize_acts_avx2(const float* x, int cols, int n_tokens, const ActQuantParams& p,
+                        QuantizedActs& a) {
+  const int levels = (1 << p.bits) - 1;
+  const int seg = a.segment, nseg = a.cols_padded / seg, nblk = a.cols_padded / a.block;
+  for (int t = 0; t < n_tokens; ++t) {
+    const float* xt = x + static_cast<size_t>(t) * cols;
+    uint8_t* qt = &a.q[static_cast<size_t>(t) * a.cols_padded];
+    for (int s = 0; s < nseg; ++s) {
+      const int begin = s * seg, end = std::min(cols, begin + seg);
+      // min(x, lo) picks lo when x is NaN, as std::min(lo, x) does; masked lanes read 0.
+      __m256 lo8 = _mm256_setzero_ps(), hi8 = _mm256_setzero_ps();
+      for (int j = begin; j < end; j += 8) {
+        const __m256 v = _mm256_maskload_ps(xt + j, first8(end - j));
+        lo8 = _mm256_min_ps(v, lo8);
+        hi8 = _mm256_max_ps(v, hi8);
+      }
+      // From here on the scalar reference's operations, in its order.
+      const float lo = rounded(min8(lo8) * p.clip_min);
+      const float hi = rounded(max8(hi8) * p.clip_max);
+      float scale = (hi - lo) / levels;
+      if (!(scale > 0.0f)) scale = 1.0f;
+      const float inv = 1.0f / scale;
+      const int zero = std::clamp(static_cast<int>(std::nearbyint(-lo * inv)), 0, levels);
+      const __m256 inv8 = _mm256_set1_ps(inv);
+      const __m256i zero8 = _mm256_set1_epi32(zero), levels8 = _mm256_set1_epi32(levels);
+      for (int j = begin; j < begin + seg; j += 8) {
+        const __m256 v = _mm256_maskload_ps(xt + j, first8(end - j));
+        // cvtps rounds to nearest even, as nearbyint does in the default rounding mode.
+        const __m256i code =
+            _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(v, inv8)), zero8);
+        const __m256i clamped =
+            _mm256_min_epi32(_mm256_max_epi32(code, _mm256_setzero_si256()), levels8);
+        const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(clamped),
+                                               _mm256_extracti128_si256(clamped, 1));
+        const __m128i bytes = _mm_packus_epi16(words, words);
+        if (begin + seg - j >= 8) {
+          _mm_storel_epi64(reinterpret_cast<__m128i*>(qt + j), bytes);
+        } else {
+          alignas(16) uint8_t tmp[16];
+          _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+          std::memcpy(qt + j, tmp, begin + seg - j);
+        }
+      }
+      a.scale[static_cast<size_t>(t) * nseg + s] = scale;
+      a.zero[static_cast<size_t>(t) * nseg + s] = zero;
+    }
+    for (int b = 0; b < nblk; ++b)
+      a.sums[static_cast<size_t>(t) * nblk + b] = byte_sum(qt + b * a.block, a.block);
+  }
+}
+
+// ------------------------------------------------------------------------------ attention
+
+// A cache row's codes go 8 bytes at a time: 8 elements with 8-bit codes; 16 with 4-bit codes,
+// the even elements in the low nibbles, the odd ones in the high nibbles. The sums run in that
+// order, over q and out rearranged to match once per call, so no nibbles need interleaving.
+template <int Bits>
+struct CodeGroups {
+  static constexpr int kVecs = Bits == 8 ? 1 : 2;  // float vectors per group
+  // The vectors of group g, whose valid bytes end at n_bytes.
+  static void load(const uint8_t* codes, int g, int n_bytes, __m256 (&v)[kVecs]) {
+    const uint8_t* p = codes + 8 * g;
+    const int n = n_bytes - 8 * g;
+    __m128i raw;
+    if (n >= 8) {
+      raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    } else {  // the row's last bytes
+      uint64_t word = 0;
+      for (int i = 0; i < n; ++i) word |= static_cast<uint64_t>(p[i]) << (8 * i);
+      raw = _mm_cvtsi64_si128(static_cast<int64_t>(word));
+    }
+    const __m256i bytes = _mm256_cvtepu8_epi32(raw);
+    if constexpr (Bits == 8) {
+      v[0] = _mm256_cvtepi32_ps(bytes);
+    } else {
+      v[0] = _mm256_cvtepi32_ps(_mm256_and_si256(bytes, _mm256_set1_epi32(0x0F)));
+      v[1] = _mm256_cvtepi32_ps(_mm256_srli_epi32(bytes, 4));
+    }
+  }
+  // Where element i sits in that order.
+  static int slot(int i) {
+    if constexpr (Bits == 8) {
+      return i;
+    } else {
+      const int m = i / 2;
+      return (m / 8 * 2 + i % 2) * 8 + m % 8;
+    }
+  }
+};
+
+inline float sum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+// e^x with a relative error of a few 1e-8: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor
+// series to r^7, times 2^n built in the exponent bits. Clamping x at −87 keeps 2^n a normal
+// float; e^−87 is negligible beside the maximum's e^0.
+inline __m256 exp8(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // ln2 in two parts, the first exact in few bits, so n·ln2 is subtracted without rounding.
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 poly = _mm256_set1_ps(1.0f / 5040);
+#pragma GCC unroll 8
+  for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
+    poly = _mm256_fmadd_ps(poly, r, _mm256_set1_ps(c));
+  const __m256i pow2 =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(poly, _mm256_castsi256_ps(pow2));
+}
+
+template <int Bits>
+void attend_vec(const KvView& kv, const float* q, int n_pos, float* scores, float* out) {
+  using G = CodeGroups<Bits>;
+  const int hd = kv.head_dim, n_bytes = (hd * Bits + 7) / 8, groups = (n_bytes + 7) / 8;
+  const int lanes = groups * G::kVecs * 8;
+  thread_local std::vector<float> buf;
+  buf.assign(2 * static_cast<size_t>(lanes), 0.0f);
+  float* qg = buf.data();  // q and out in the group order
+  float* og = qg + lanes;
+  for (int i = 0; i < hd; ++i) qg[G::slot(i)] = q[i];
+  const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
+  float q_sum = 0.0f;
+  for (int i = 0; i < hd; ++i) q_sum += q[i];
+  for (int t = 0; t < n_pos; ++t) {
+    const uint8_t* k = kv.k_codes + t * kv.stride;
+    // Two sums, even and odd groups, to halve the chain of dependent FMAs.
+    __m256 dot[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    auto add_group = [&](int g, __m256& sum) {
+      __m256 c[G::kVecs];
+      G::load(k, g, n_bytes, c);
+      for (int v = 0; v < G::kVecs; ++v)
+        sum = _mm256_fmadd_ps(_mm256_loadu_ps(qg + (g * G::kVecs + v) * 8), c[v], sum);
+    };
+    int g = 0;
+    for (; g + 2 <= groups; g += 2) {
+      add_group(g, dot[0]);
+      add_group(g + 1, dot[1]);
+    }
+    if (g < groups) add_group(g, dot[0]);
+    const float dot_sum = sum8(_mm256_add_ps(dot[0], dot[1]));
+    const size_t param = t * kv.param_stride;
+    scores[t] = (kv.k_scale[param] * dot_sum + kv.k_min[param] * q_sum) * inv_sqrt;
+  }
+  float max = scores[0];
+  for (int t = 1; t < n_pos; ++t) max = std::max(max, scores[t]);
+  const __m256 max_v = _mm256_set1_ps(max);
+  __m256 sum_v = _mm256_setzero_ps();
+  int t = 0;
+  for (; t + 8 <= n_pos; t += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(scores + t), max_v));
+    _mm256_storeu_ps(scores + t, e);
+    sum_v = _mm256_add_ps(sum_v, e);
+  }
+  float sum = sum8(sum_v);
+  for (; t < n_pos; ++t) {
+    scores[t] = std::exp(scores[t] - max);
+    sum += scores[t];
+  }
+  // scores becomes each position's weight on the V codes: probability × scale.
+  const float inv_sum = 1.0f / sum;
+  float min_term = 0.0f;
+  for (int u = 0; u < n_pos; ++u) {
+    const float pr = scores[u] * inv_sum;
+    scores[u] = pr * kv.v_scale[u * kv.param_stride];
+    min_term += pr * kv.v_min[u * kv.param_stride];
+  }
+  // Σ weight·codes with the sums in registers, over as many groups at a time as they allow.
+  constexpr int kPassGroups = 8 / G::kVecs;
+  for (int g0 = 0; g0 < groups; g0 += kPassGroups) {
+    const int n_groups = std::min(kPassGroups, groups - g0);
+    __m256 acc[kPassGroups * G::kVecs];
+    unrolled<kPassGroups * G::kVecs>([&](auto j) { acc[j] = _mm256_setzero_ps(); });
+    for (int u = 0; u < n_pos; ++u) {
+      const __m256 weight = _mm256_set1_ps(scores[u]);
+      const uint8_t* v = kv.v_codes + u * kv.stride;
+      unrolled<kPassGroups>([&](auto g) {
+        if (g >= n_groups) return;
+        __m256 c[G::kVecs];
+        G::load(v, g0 + g, n_bytes, c);
+        unrolled<G::kVecs>([&](auto j) {
+          acc[g * G::kVecs + j] = _mm256_fmadd_ps(weight, c[j], acc[g * G::kVecs + j]);
+        });
+      });
+    }
+    unrolled<kPassGroups * G::kVecs>([&](auto j) {
+      if (j < n_groups * G::kVecs) _mm256_storeu_ps(og + g0 * G::kVecs * 8 + j * 8, acc[j]);
+    });
+  }
+  for (int i = 0; i < hd; ++i) out[i] = og[G::slot(i)] + min_term;
+}
+
+void attend_avx2(const KvView& kv, const float* q, int n_pos, float* scores, float* out) {
+  if (kv.bits == 8)
+    attend_vec<8>(kv, q, n_pos, scores, out);
+  else
+    attend_vec<4>(kv, q, n_pos, scores, out);
+}
+
+}  // namespace
+
+const KernelTable kAvx2Kernels = {"avx2", block_dots_avx2, quantize_acts_avx2, attend_avx2};
+
 }  // namespace rotor
