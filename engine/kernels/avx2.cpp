@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/x86_tiles.h"
 
 namespace rotor {
 
@@ -48,10 +49,6 @@ inline int32_t byte_sum(const uint8_t* p, int n) {
 
 // ---------------------------------------------------------------------------- block dots
 
-// The 4-bit steps multiply by the stored nibbles w' + 8 (0..15), one operation fewer per step
-// than recentering them; the dots then exceed Σ q·w' by 8·Σq, which is subtracted once per
-// block.
-constexpr int kNibbleOffset = 8;
 
 // The low nibble of every byte.
 inline __m256i low_nibbles(__m256i bytes) {
@@ -128,176 +125,6 @@ struct ByteStep8 {
   }
 };
 
-// [Σa, Σb, Σc, Σd]: a transposing reduction, cheaper than four separate ones.
-inline __m128i totals4(__m256i a, __m256i b, __m256i c, __m256i d) {
-  // Within each 128-bit lane: [a0 + a2, b0 + b2, a1 + a3, b1 + b3], then [Σa, Σb, Σc, Σd].
-  const __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
-  const __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
-  const __m256i abcd =
-      _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
-  return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
-}
-
-struct DotJob {
-  const PackedMatrix& w;
-  const uint8_t* q;
-  size_t q_stride;
-  int r0, r1;
-  int32_t* dots;
-  const int32_t* offsets;  // [token, block]: the step's weight offset · Σq, for the 4-bit steps
-};
-
-// Calls f(0), …, f(N − 1) with compile-time indices, so arrays of vectors indexed by them are
-// kept in registers.
-template <class F, int... I>
-inline void unrolled(F&& f, std::integer_sequence<int, I...>) {
-  (f(std::integral_constant<int, I>{}), ...);
-}
-template <int N, class F>
-inline void unrolled(F&& f) {
-  unrolled(f, std::make_integer_sequence<int, N>{});
-}
-
-// Block dots of rows [r, r + R) × tokens [t, t + T) × blocks [b0, b1), K blocks at a time.
-template <class S, int R, int T, int K>
-void dot_tile(const DotJob& job, int r, int t, int b0, int b1) {
-  static_assert(K == 1 || K == 4, "blocks go one or four at a time");
-  using V = typename S::V;
-  constexpr int kPairs = R * T;  // (token, row) pairs
-  constexpr int kAcc = K == 4 ? 4 * kPairs : (kPairs + 3) / 4 * 4;
-  const PackedMatrix& w = job.w;
-  const int nb = w.blocks();
-  const size_t block = w.block, row_bytes = w.row_bytes();
-  const uint8_t* row[R];
-  const uint8_t* act[T];
-  int32_t* out[kPairs];  // [token][row]
-  const int32_t* offset[T];
-  unrolled<R>([&](auto i) { row[i] = w.codes + (r + i) * row_bytes; });
-  unrolled<T>([&](auto k) {
-    act[k] = job.q + (t + k) * job.q_stride;
-    if constexpr (S::kOffset != 0) offset[k] = job.offsets + static_cast<size_t>(t + k) * nb;
-    unrolled<R>([&](auto i) {
-      out[k * R + i] =
-          job.dots + (static_cast<size_t>(t + k) * (job.r1 - job.r0) + (r + i - job.r0)) * nb;
-    });
-  });
-  for (int b = b0; b < b1; b += K) {
-    V acc[kAcc];  // [block][token][row], then zeros up to a whole group of four
-    unrolled<kAcc>([&](auto n) { acc[n] = S::zero(); });
-    unrolled<K>([&](auto j) {
-      for (size_t col = (b + j) * block; col < (b + j + 1) * block; col += S::kCols) {
-        typename S::Q qv[T];
-        unrolled<T>([&](auto k) { qv[k] = S::acts(act[k], col); });
-        unrolled<R>([&](auto i) {
-          // The same columns of the next tile's rows, so their loads from memory are under
-          // way early (the hardware prefetcher alone keeps too few in flight).
-          const uint8_t* next = row[i] + R * row_bytes + col * S::kBits / 8;
-          _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
-          const typename S::W wv = S::weights(row[i], col);
-          unrolled<T>([&](auto k) {
-            V& a = acc[(j * T + k) * R + i];
-            a = S::dot(a, qv[k], wv);
-          });
-        });
-      }
-    });
-    if constexpr (K == 4) {
-      // Four consecutive blocks of one (token, row) pair reduce into one vector and one store.
-      unrolled<kPairs>([&](auto n) {
-        __m128i d = totals4(acc[n], acc[kPairs + n], acc[2 * kPairs + n], acc[3 * kPairs + n]);
-        if constexpr (S::kOffset != 0) {
-          const __m128i* o = reinterpret_cast<const __m128i*>(offset[n / R] + b);
-          d = _mm_sub_epi32(d, _mm_loadu_si128(o));
-        }
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out[n] + b), d);
-      });
-    } else {
-      // Four (token, row) pairs at a time.
-      unrolled<kAcc / 4>([&](auto g) {
-        alignas(16) int32_t tot[4];
-        _mm_store_si128(reinterpret_cast<__m128i*>(tot),
-                        totals4(acc[4 * g], acc[4 * g + 1], acc[4 * g + 2], acc[4 * g + 3]));
-        unrolled<4>([&](auto m) {
-          constexpr int n = 4 * g + m;
-          if constexpr (n < kPairs) {
-            out[n][b] = tot[m];
-            if constexpr (S::kOffset != 0) out[n][b] -= offset[n / R][b];
-          }
-        });
-      });
-    }
-  }
-}
-
-// Tokens [t0, t1) in tiles of T, the remainder in one smaller tile.
-template <class S, int R, int T, int K>
-void token_tiles(const DotJob& job, int r, int t0, int t1, int b0, int b1) {
-  int t = t0;
-  for (; t + T <= t1; t += T) dot_tile<S, R, T, K>(job, r, t, b0, b1);
-  if constexpr (T > 1)
-    if (t < t1) token_tiles<S, R, T - 1, K>(job, r, t, t1, b0, b1);
-}
-
-// Rows in tiles of R, the remainder one by one.
-template <class S, int R, int T, int K>
-void row_tiles(const DotJob& job, int t0, int t1, int b0, int b1) {
-  int r = job.r0;
-  for (; r + R <= job.r1; r += R) token_tiles<S, R, T, K>(job, r, t0, t1, b0, b1);
-  if constexpr (R > 1)
-    for (; r < job.r1; ++r) token_tiles<S, 1, T, K>(job, r, t0, t1, b0, b1);
-}
-
-// Tokens per panel: about this many activation bytes, which stay in L2 while every tile of
-// rows passes over them.
-constexpr int kPanelBytes = 256 << 10;
-// In decode, blocks up to this size go four at a time, so the reductions and stores at their
-// ends cost less.
-constexpr int kSmallBlock = 256;
-
-template <class S>
-void tiled_dots(const DotJob& job, int n_tokens) {
-  const PackedMatrix& w = job.w;
-  const int nb = w.blocks(), nb4 = w.block <= kSmallBlock ? nb / 4 * 4 : 0;
-  const int panel = std::max(4, kPanelBytes / w.cols_padded / 4 * 4);
-  for (int t0 = 0; t0 < n_tokens; t0 += panel) {
-    const int t1 = std::min(n_tokens, t0 + panel);
-    // At most 8 accumulators, with room left in the 16 registers for the operands.
-    if (t1 - t0 > 1) {
-      row_tiles<S, 4, 2, 1>(job, t0, t1, 0, nb);
-    } else {
-      if (nb4 > 0) row_tiles<S, 2, 1, 4>(job, t0, t1, 0, nb4);
-      if (nb4 < nb) row_tiles<S, 4, 1, 1>(job, t0, t1, nb4, nb);
-    }
-  }
-}
-
-// Blocks of 4, 8 or 16 columns (heads under 32 wide): a row and a token at a time, the dot
-// lanes of each 32-column step (four consecutive columns each, as in HalfStep4) summed per
-// block.
-template <class S>
-void narrow_block_dots(const DotJob& job, int n_tokens) {
-  const PackedMatrix& w = job.w;
-  const int nb = w.blocks(), lanes_per_block = w.block / 4;
-  for (int t = 0; t < n_tokens; ++t)
-    for (int r = job.r0; r < job.r1; ++r) {
-      const uint8_t* row = w.codes + r * w.row_bytes();
-      const uint8_t* act = job.q + t * job.q_stride;
-      int32_t* out = job.dots + (static_cast<size_t>(t) * (job.r1 - job.r0) + (r - job.r0)) * nb;
-      for (int col = 0; col < w.cols_padded; col += 32) {
-        alignas(32) int32_t lane[8];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(lane),
-                           S::dot(S::zero(), S::acts(act, col), S::weights(row, col)));
-        for (int l = 0; l < 8; l += lanes_per_block) {
-          const int b = (col + 4 * l) / w.block;
-          int32_t sum = 0;
-          for (int m = 0; m < lanes_per_block; ++m) sum += lane[l + m];
-          if constexpr (S::kOffset != 0) sum -= job.offsets[static_cast<size_t>(t) * nb + b];
-          out[b] = sum;
-        }
-      }
-    }
-}
-
 void block_dots_avx2(const PackedMatrix& w, const uint8_t* q, size_t q_stride, int n_tokens,
                      int r0, int r1, int32_t* dots) {
   const bool narrow = w.block % 32 != 0;
@@ -307,22 +134,16 @@ void block_dots_avx2(const PackedMatrix& w, const uint8_t* q, size_t q_stride, i
     return kScalarKernels.block_dots(w, q, q_stride, n_tokens, r0, r1, dots);
   if (w.bits == 8) {
     const DotJob job{w, q, q_stride, r0, r1, dots, nullptr};
-    return tiled_dots<ByteStep8>(job, n_tokens);
+    return tiled_dots<ByteStep8, 2, 2>(job, n_tokens);
   }
-  const int nb = w.blocks();
-  thread_local std::vector<int32_t> offsets;
-  offsets.resize(static_cast<size_t>(n_tokens) * nb);
-  for (int t = 0; t < n_tokens; ++t)
-    for (int b = 0; b < nb; ++b)
-      offsets[static_cast<size_t>(t) * nb + b] =
-          kNibbleOffset * byte_sum(q + t * q_stride + b * w.block, w.block);
-  const DotJob job{w, q, q_stride, r0, r1, dots, offsets.data()};
+  const DotJob job{w, q, q_stride, r0, r1, dots,
+                   nibble_offsets(w, q, q_stride, n_tokens, byte_sum)};
   if (narrow)
     narrow_block_dots<HalfStep4>(job, n_tokens);
   else if (w.block % 64 == 0)
-    tiled_dots<ChunkStep4>(job, n_tokens);
+    tiled_dots<ChunkStep4, 2, 2>(job, n_tokens);
   else
-    tiled_dots<HalfStep4>(job, n_tokens);
+    tiled_dots<HalfStep4, 2, 2>(job, n_tokens);
 }
 
 // ---------------------------------------------------------------- activation quantization
