@@ -21,6 +21,7 @@
 #endif
 
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/pack.h"
 
 // Functions that use UDOT are compiled for it regardless of the baseline -march, and only
 // called when the CPU reports it.
@@ -285,15 +286,7 @@ void block_dots_small(const PackedMatrix& w, const uint8_t* q, size_t q_stride, 
         } else {
           int32_t acc = 0;
           for (int j = begin; j < end; ++j) {
-            int code;
-            if (w.bits == 8) {
-              code = static_cast<int8_t>(row[j]);
-            } else {
-              const int i = j % kChunk;
-              const uint8_t byte = row[(j / kChunk) * (kChunk / 2) + i % 32];
-              code = (i < 32 ? (byte & 0x0F) : (byte >> 4)) - 8;
-            }
-            acc += qt[j] * code;
+            acc += qt[j] * packed_code(row, w.bits, j);
           }
           out[b] = acc;
         }

@@ -3,7 +3,17 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "engine/kernels/kernels.h"
+
 namespace rotor {
+
+// The signed code w' of column j in a packed row (the layout of PackedMatrix::codes).
+inline int packed_code(const uint8_t* row, int bits, int j) {
+  if (bits == 8) return static_cast<int8_t>(row[j]);
+  const int i = j % kChunk;  // position within its chunk
+  const uint8_t byte = row[(j / kChunk) * (kChunk / 2) + i % (kChunk / 2)];
+  return (i < kChunk / 2 ? (byte & 0x0F) : (byte >> 4)) - 8;
+}
 
 // Bytes of one packed row.
 inline size_t packed_row_bytes(int cols_padded, int bits) {

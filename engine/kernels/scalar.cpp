@@ -3,18 +3,11 @@
 #include <cmath>
 
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/pack.h"
 
 namespace rotor {
 
 namespace {
-
-// Signed code of column j of a row (4-bit layout: see PackedMatrix::codes).
-inline int weight_code(const PackedMatrix& w, const uint8_t* row, int j) {
-  if (w.bits == 8) return static_cast<int8_t>(row[j]);
-  const int chunk = j / kChunk, i = j % kChunk;
-  const uint8_t byte = row[chunk * (kChunk / 2) + (i % 32)];
-  return (i < 32 ? (byte & 0x0F) : (byte >> 4)) - 8;
-}
 
 void block_dots_scalar(const PackedMatrix& w, const uint8_t* q, size_t q_stride, int n_tokens,
                        int r0, int r1, int32_t* dots) {
@@ -26,7 +19,7 @@ void block_dots_scalar(const PackedMatrix& w, const uint8_t* q, size_t q_stride,
       int32_t* out = dots + (static_cast<size_t>(t) * (r1 - r0) + (r - r0)) * nb;
       for (int b = 0; b < nb; ++b) {
         int32_t acc = 0;
-        for (int j = b * w.block; j < (b + 1) * w.block; ++j) acc += qt[j] * weight_code(w, row, j);
+        for (int j = b * w.block; j < (b + 1) * w.block; ++j) acc += qt[j] * packed_code(row, w.bits, j);
         out[b] = acc;
       }
     }
