@@ -34,6 +34,7 @@ struct Model {
   std::unique_ptr<Linear> classifier;  // [vocab, dim]
 
   bool quantized = false;  // a compact file: recipe below applies
+  std::string chat_template;  // the chat template a compact file names ("" = none)
   Recipe recipe;
   int kv_bits() const { return quantized ? recipe.kv_bits : 32; }
 

@@ -33,7 +33,8 @@ void add_float(RotorFileWriter& out, int bits, const std::string& name, const st
 }  // namespace
 
 QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Recipe& r,
-                              const std::string& calib_text, const std::string& out_path,
+                              const std::string& calib_text, const std::string& chat_template,
+                              const std::string& out_path,
                               const std::function<void(const QuantizeProgress&)>& progress) {
   const auto start = Clock::now();
   const ModelConfig& c = src.config;
@@ -54,6 +55,7 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   }
 
   RotorFileWriter out(c, r, src.tokenizer_proto);
+  if (!chat_template.empty()) out.set_chat_template(chat_template);
   // Embedding (and the tied classifier, which reads the same matrix).
   std::vector<float> emb(static_cast<size_t>(V) * D);
   for (int v = 0; v < V; ++v) src.embedding->lookup(v, &emb[static_cast<size_t>(v) * D]);

@@ -22,9 +22,10 @@ struct QuantizeReport {
 };
 
 // calib_text is needed for GPTQ (recipe.weights == "gptq"); recipe.calib names it.
+// chat_template names the model's chat template in the file ("" = none).
 QuantizeReport quantize_model(const Model& source, const Tokenizer& tokenizer,
                               const Recipe& recipe, const std::string& calib_text,
-                              const std::string& out_path,
+                              const std::string& chat_template, const std::string& out_path,
                               const std::function<void(const QuantizeProgress&)>& progress);
 
 }  // namespace rotor

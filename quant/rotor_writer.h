@@ -23,6 +23,9 @@ class RotorFileWriter {
   // A packed matrix and how its input activations are quantized at run time.
   void add_packed(const std::string& name, const QuantizedMatrix& m, const ActQuantParams& act);
 
+  // The chat template the model was tuned with ("llama2", "chatml", ...), for chat and serve.
+  void set_chat_template(const std::string& name) { manifest_["chat_template"] = name; }
+
   // Returns the file size in bytes. Throws Error on I/O failure.
   uint64_t write(const std::string& path) const;
 

@@ -13,6 +13,7 @@
 #include "quant/quantize_model.h"
 #include "tests/helpers.h"
 #include "tokenizer/tokenizer.h"
+#include "tools/template_options.h"
 
 using namespace rotor;
 using namespace rotor::test;
@@ -28,7 +29,7 @@ const std::string& quantized_bytes() {
     Recipe r;
     r.weights = "rtn";
     TempDir tmp;
-    quantize_model(*src, tok, r, "", tmp.file("m.rotor"), [](const QuantizeProgress&) {});
+    quantize_model(*src, tok, r, "", "chatml", tmp.file("m.rotor"), [](const QuantizeProgress&) {});
     return read_file(tmp.file("m.rotor"));
   }();
   return bytes;
@@ -83,6 +84,7 @@ TEST_CASE("rotor file: round trip keeps config, recipe and tokenizer") {
   CHECK(m->recipe.weights == "rtn");
   CHECK(m->tokenizer_proto == read_file(shared_dir() + "/models/stories260K/tokenizer.model"));
   CHECK(m->layers[0].wq->type_name() == "w4a8");
+  CHECK(m->chat_template == "chatml");
 }
 
 TEST_CASE("rotor file: a flipped byte in any section is refused") {
@@ -186,8 +188,28 @@ TEST_CASE("rotor file: info shows the recipe") {
   CHECK(j["recipe"]["weights"] == "rtn");
   CHECK(j["recipe"]["w_bits"] == 4);
   CHECK(j["recipe"]["kv_bits"] == 8);
+  CHECK(j["chat_template"] == "chatml");
   r = run_rotor({"info", tmp.file("m.rotor")});
   CHECK(r.out.find("4-bit asymmetric per channel, rtn") != std::string::npos);
+}
+
+TEST_CASE("rotor file: chat and serve use the template the file names, unless overridden") {
+  TempDir tmp;
+  write_file(tmp.file("m.rotor"), quantized_bytes());
+  auto m = load_model(tmp.file("m.rotor"));
+  std::string why;
+  Args plain("chat", "", "");
+  add_template_options(plain);
+  char* none[] = {nullptr};
+  REQUIRE(plain.parse(0, none));
+  CHECK(template_from_args(plain, *m, &why).name() == "chatml");
+  CHECK(why == "named in the model file");
+  Args forced("chat", "", "");
+  add_template_options(forced);
+  std::string flag = "--template", value = "zephyr";
+  char* argv[] = {flag.data(), value.data()};
+  REQUIRE(forced.parse(2, argv));
+  CHECK(template_from_args(forced, *m, &why).name() == "zephyr");
 }
 
 TEST_CASE("rotor file: the CLI refuses a damaged file with exit code 2") {

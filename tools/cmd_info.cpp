@@ -44,6 +44,7 @@ int cmd_info(int argc, char** argv) {
       {"tokenizer", model->tokenizer_path},
   };
   if (model->quantized) j["recipe"] = format::recipe_to_json(model->recipe);
+  if (!model->chat_template.empty()) j["chat_template"] = model->chat_template;
   if (args.has("json")) {
     std::puts(j.dump().c_str());
     return 0;
@@ -72,6 +73,8 @@ int cmd_info(int argc, char** argv) {
     if (!r.calib.empty())
       std::printf("calibration %s, %d windows of %d tokens, seed %llu\n", r.calib.c_str(),
                   r.calib_windows, r.calib_ctx, static_cast<unsigned long long>(r.seed));
+    if (!model->chat_template.empty())
+      std::printf("chat        %s template\n", model->chat_template.c_str());
     std::printf("written by  rotor %s\n", r.tool_version.c_str());
   }
   return 0;

@@ -11,6 +11,7 @@
 
 #include "engine/error.h"
 #include "quant/quantize_model.h"
+#include "tokenizer/chat_template.h"
 #include "tools/cli_model.h"
 #include "tools/commands.h"
 #include "tools/progress.h"
@@ -70,6 +71,8 @@ int cmd_quantize(int argc, char** argv) {
   args.option("calib-windows", 0, "N", "calibration windows", "64");
   args.option("calib-ctx", 0, "N", "tokens per calibration window (with BOS)", "256, or the model's max positions if smaller");
   args.option("seed", 0, "S", "seed for picking calibration windows", "0");
+  args.option("template", 0, "NAME", "chat template to name in the file: llama2, chatml, zephyr or plain",
+              "the source's tokenizer_config.json chat_template when recognized, else none");
   if (!args.parse(argc, argv)) return 0;
 
   const std::string out_path = args.get("output");
@@ -88,7 +91,14 @@ int cmd_quantize(int argc, char** argv) {
   r.seed = static_cast<uint64_t>(args.get_int("seed", 0, 0, INT64_MAX));
   r.tool_version = kRotorVersion;
 
+  if (args.has("template")) ChatTemplate::kind_by_name(args.get("template"));  // validate early
   LoadedModel lm = load_model_from_args(args);
+  std::string chat_template = args.get("template", lm.model->chat_template);
+  if (chat_template.empty()) {
+    std::string found;
+    const ChatTemplate::Kind kind = ChatTemplate::from_hf_directory(lm.model->path, &found);
+    if (kind != ChatTemplate::Kind::kPlain) chat_template = ChatTemplate(kind).name();
+  }
   const ModelConfig& c = lm.model->config;
   r.calib_ctx = static_cast<int>(
       args.get_int("calib-ctx", std::min(256, c.max_seq_len), 2, c.max_seq_len));
@@ -113,7 +123,8 @@ int cmd_quantize(int argc, char** argv) {
   const bool tty = ::isatty(STDERR_FILENO) != 0;
   ProgressBar bar("", 0);
   std::string stage;
-  QuantizeReport rep = quantize_model(*lm.model, *lm.tokenizer, r, calib_text, out_path,
+  QuantizeReport rep = quantize_model(*lm.model, *lm.tokenizer, r, calib_text, chat_template,
+                                      out_path,
                                       [&](const QuantizeProgress& p) {
     if (p.stage != stage) {
       bar.finish();

@@ -1,6 +1,6 @@
 // The chat-template flags shared by `rotor chat` and `rotor serve` (--template, --system) and
-// the choice they make: the flag, else a Hugging Face directory's chat_template, else plain.
-// (A template name stored in the compact rotor file is not read yet.)
+// the choice they make: the flag, else the template a compact file names, else a Hugging Face
+// directory's chat_template, else plain.
 #pragma once
 #include <string>
 

@@ -220,6 +220,11 @@ std::unique_ptr<Model> import_rotor(const std::string& path) {
   model->file_bytes = f.size();
   model->tokenizer_proto.assign(reinterpret_cast<const char*>(s.tokenizer), s.tokenizer_size);
   model->tokenizer_path = path + " (embedded)";
+  if (manifest.contains("chat_template")) {
+    if (!manifest["chat_template"].is_string())
+      throw Error(path + ": manifest field 'chat_template' is not a string");
+    model->chat_template = manifest["chat_template"].get<std::string>();
+  }
   const ModelConfig& c = model->config;
   const int D = c.dim, I = c.hidden_dim, KV = c.kv_dim(), V = c.vocab_size;
 
