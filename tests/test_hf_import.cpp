@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/import/dtype.h"
 #include "engine/import/load_model.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
@@ -62,4 +63,19 @@ TEST_CASE("hf: f32 directories give the llama2.c logits, bf16 ones stay close") 
     for (int t = 0; t < T; ++t) agree += argmax(&low[t * V], V) == argmax(&ref[t * V], V);
     CHECK(agree >= T - 2);
   }
+}
+
+TEST_CASE("hf: 16-bit float conversions are exact") {
+  CHECK(f16_to_f32(0x3C00) == 1.0f);
+  CHECK(f16_to_f32(0xC000) == -2.0f);
+  CHECK(f16_to_f32(0x7BFF) == 65504.0f);                 // largest normal
+  CHECK(f16_to_f32(0x0400) == std::ldexp(1.0f, -14));    // smallest normal
+  CHECK(f16_to_f32(0x0001) == std::ldexp(1.0f, -24));    // smallest subnormal
+  CHECK(f16_to_f32(0x03FF) == std::ldexp(1023.0f, -24)); // largest subnormal
+  CHECK(f16_to_f32(0x8000) == 0.0f);
+  CHECK(std::signbit(f16_to_f32(0x8000)));
+  CHECK(std::isinf(f16_to_f32(0x7C00)));
+  CHECK(std::isnan(f16_to_f32(0x7E00)));
+  CHECK(bf16_to_f32(0x3F80) == 1.0f);
+  CHECK(bf16_to_f32(0xC2F7) == -123.5f);
 }
