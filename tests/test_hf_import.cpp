@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
 
+#include "engine/error.h"
 #include "engine/import/dtype.h"
 #include "engine/import/load_model.h"
 #include "engine/sampler.h"
@@ -78,4 +81,46 @@ TEST_CASE("hf: 16-bit float conversions are exact") {
   CHECK(std::isnan(f16_to_f32(0x7E00)));
   CHECK(bf16_to_f32(0x3F80) == 1.0f);
   CHECK(bf16_to_f32(0xC2F7) == -123.5f);
+}
+
+TEST_CASE("hf: a checkpoint sharded over two files with an index loads the same model") {
+  // Split stories260K's safetensors in two by tensor name and write the index HF writes.
+  const std::string src = shared_dir() + "/models/stories260K-hf-f32/";
+  const std::string bytes = read_file(src + "model.safetensors");
+  uint64_t n;
+  std::memcpy(&n, bytes.data(), 8);
+  const auto header = nlohmann::json::parse(bytes.substr(8, n));
+  const std::string payload = bytes.substr(8 + n);
+  TempDir tmp;
+  nlohmann::json shard[2] = {nlohmann::json::object(), nlohmann::json::object()};
+  std::string data[2];
+  nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+  int i = 0;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == "__metadata__") continue;
+    const int s = i++ % 2;
+    const auto off = it.value()["data_offsets"].get<std::vector<uint64_t>>();
+    nlohmann::json t = it.value();
+    t["data_offsets"] = {data[s].size(), data[s].size() + (off[1] - off[0])};
+    data[s] += payload.substr(off[0], off[1] - off[0]);
+    shard[s][it.key()] = t;
+    index["weight_map"][it.key()] = "model-0000" + std::to_string(s + 1) + "-of-00002.safetensors";
+  }
+  for (int s = 0; s < 2; ++s) {
+    const std::string h = shard[s].dump();
+    const uint64_t len = h.size();
+    write_file(tmp.file("model-0000" + std::to_string(s + 1) + "-of-00002.safetensors"),
+               std::string(reinterpret_cast<const char*>(&len), 8) + h + data[s]);
+  }
+  write_file(tmp.file("model.safetensors.index.json"), index.dump());
+  for (const char* f : {"config.json", "tokenizer.model"}) write_file(tmp.file(f), read_file(src + f));
+
+  auto sharded = load_model(tmp.path());
+  auto whole = load_model(src);
+  CHECK(max_abs_diff(logits_of(*sharded), logits_of(*whole)) == 0.0f);
+
+  // An index naming a file that is not there is refused.
+  index["weight_map"]["model.norm.weight"] = "model-00003-of-00002.safetensors";
+  write_file(tmp.file("model.safetensors.index.json"), index.dump());
+  CHECK_THROWS_AS(load_model(tmp.path()), Error);
 }
