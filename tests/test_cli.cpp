@@ -179,7 +179,7 @@ TEST_CASE("cli: info and --help") {
 
   CliResult top = run_rotor({"--help"});
   CHECK(top.exit_code == 0);
-  for (const char* cmd : {"run", "chat", "ppl", "info", "serve"}) {
+  for (const char* cmd : {"run", "chat", "ppl", "info", "serve", "quantize", "bench"}) {
     CHECK(top.out.find(cmd) != std::string::npos);
     CliResult h = run_rotor({cmd, "--help"});
     CAPTURE(cmd);
@@ -190,4 +190,28 @@ TEST_CASE("cli: info and --help") {
   for (const char* flag : {"--model", "--prompt", "--n-tokens", "--temp", "--top-k", "--top-p",
                            "--seed", "--threads", "--json", "--ctx", "--tokenizer"})
     CHECK(run_help.out.find(flag) != std::string::npos);
+}
+
+TEST_CASE("cli: bench reports speeds, memory, bandwidth and roofline") {
+  CliResult r = run_rotor({"bench", "-m", llama2c_path("stories260K"), "-p", "32", "-n", "16",
+                           "-r", "2", "-t", "1", "--json"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["prompt_tokens"] == 32);
+  CHECK(j["decode_tokens"] == 16);
+  CHECK(j["repeat"] == 2);
+  CHECK(j["prefill_tok_s"]["median"].get<double>() > 0);
+  CHECK(j["decode_tok_s"]["min"].get<double>() <= j["decode_tok_s"]["max"].get<double>());
+  CHECK(j["peak_rss_bytes"].get<double>() > 1e6);
+  CHECK(j["weight_bytes_per_token"].get<double>() > 1e6);  // ~1 MB of fp32 weights
+  CHECK(j["read_bandwidth_bytes_s"].get<double>() > 1e8);
+  const double expected = j["weight_bytes_per_token"].get<double>() *
+                          j["decode_tok_s"]["median"].get<double>() /
+                          j["read_bandwidth_bytes_s"].get<double>();
+  CHECK(j["roofline_fraction"].get<double>() == doctest::Approx(expected));
+
+  CliResult too_long = run_rotor({"bench", "-m", llama2c_path("stories260K"), "-p", "500",
+                                  "-n", "100"});
+  CHECK(too_long.exit_code == 2);
+  CHECK(too_long.err.find("exceed the model's 512 positions") != std::string::npos);
 }

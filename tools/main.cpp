@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"ppl", rotor::cmd_ppl, "perplexity of a model on a text file"},
     {"info", rotor::cmd_info, "describe a model file"},
     {"quantize", rotor::cmd_quantize, "write a compact quantized model file"},
+    {"bench", rotor::cmd_bench, "prefill/decode tokens/s, memory and decode roofline"},
 };
 
 void print_help() {

@@ -1,0 +1,154 @@
+// rotor bench: prefill and decode tokens/s of a model on this machine, with the machine's
+// memory read bandwidth measured in the same run and the decode roofline it implies.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "engine/error.h"
+#include "engine/kernels/kernels.h"
+#include "engine/sampler.h"
+#include "engine/session.h"
+#include "engine/threads.h"
+#include "tools/cli_model.h"
+#include "tools/commands.h"
+
+namespace rotor {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+struct Spread {
+  double median, min, max;
+};
+Spread spread(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  const double median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  return {median, v.front(), v.back()};
+}
+
+// Read bandwidth: `threads` threads each sum their slice of a buffer much larger than the
+// caches; the best of a few passes, in bytes per second.
+double read_bandwidth(int threads) {
+  const size_t bytes = size_t{512} << 20;
+  std::vector<uint64_t> buf(bytes / sizeof(uint64_t));
+  for (size_t i = 0; i < buf.size(); ++i) buf[i] = i;  // touch every page
+  double best = 0.0;
+  std::vector<uint64_t> sink(threads);
+  for (int pass = 0; pass < 3; ++pass) {
+    std::vector<std::thread> pool;
+    const auto t0 = Clock::now();
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        const size_t per = buf.size() / threads, begin = t * per, end = begin + per;
+        uint64_t a = 0, b = 0, c = 0, d = 0;
+        for (size_t i = begin; i + 4 <= end; i += 4) {
+          a += buf[i];
+          b += buf[i + 1];
+          c += buf[i + 2];
+          d += buf[i + 3];
+        }
+        sink[t] = a + b + c + d;
+      });
+    for (auto& th : pool) th.join();
+    best = std::max(best, bytes / seconds(t0, Clock::now()));
+  }
+  volatile uint64_t keep = 0;
+  for (uint64_t s : sink) keep = keep + s;
+  return best;
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+  Args args("bench", "-m MODEL [options]",
+            "Measures prefill (P prompt tokens at once) and decode (N tokens one at a time,\n"
+            "greedy) tokens/s over R repeats, the peak memory, the bytes of weights read per\n"
+            "decoded token, the machine's memory read bandwidth (measured in the same run), and\n"
+            "the fraction of the decode roofline reached = bytes/token × tok/s ÷ bandwidth.\n"
+            "The prompt is random token ids (fixed seed). Only the OpenBLAS (fp32) paths use\n"
+            "more than one thread so far.");
+  add_model_options(args);
+  args.option("prompt-tokens", 'p', "P", "prompt tokens for prefill", "512");
+  args.option("n-tokens", 'n', "N", "tokens to decode", "128");
+  args.option("repeat", 'r', "R", "repeats; medians and spread are reported", "3");
+  args.flag("json", 0, "print one JSON object");
+  if (!args.parse(argc, argv)) return 0;
+
+  const int P = static_cast<int>(args.get_int("prompt-tokens", 512, 1, 1 << 24));
+  const int N = static_cast<int>(args.get_int("n-tokens", 128, 0, 1 << 24));
+  const int R = static_cast<int>(args.get_int("repeat", 3, 1, 1000));
+  LoadedModel lm = load_model_from_args(args);
+  const Model& model = *lm.model;
+  const ModelConfig& c = model.config;
+  if (P + N > c.max_seq_len)
+    throw Error("-p " + std::to_string(P) + " plus -n " + std::to_string(N) +
+                " tokens exceed the model's " + std::to_string(c.max_seq_len) +
+                " positions; ask for fewer");
+  const int threads = static_cast<int>(args.get_int("threads", default_thread_count(), 1, 1024));
+
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int> token(3, c.vocab_size - 1);
+  std::vector<int> prompt(P);
+  for (int& t : prompt) t = token(rng);
+
+  Session session(model, P + N);
+  std::vector<double> prefill, decode;
+  for (int r = 0; r < R; ++r) {
+    session.reset();
+    auto t0 = Clock::now();
+    const float* logits = session.prefill(prompt);
+    auto t1 = Clock::now();
+    prefill.push_back(P / seconds(t0, t1));
+    for (int i = 0; i < N; ++i) logits = session.decode(argmax(logits, c.vocab_size));
+    if (N > 0) decode.push_back(N / seconds(t1, Clock::now()));
+  }
+  const Spread pre = spread(prefill);
+  const Spread dec = N > 0 ? spread(decode) : Spread{0, 0, 0};
+  rusage ru;
+  ::getrusage(RUSAGE_SELF, &ru);
+  const double peak = ru.ru_maxrss * 1024.0;  // before the bandwidth buffer is allocated
+  const double bytes_per_token = static_cast<double>(model.weight_bytes_per_token());
+  const double bandwidth = read_bandwidth(threads);
+  const double roofline = bytes_per_token * dec.median / bandwidth;
+
+  if (args.has("json")) {
+    auto s = [](const Spread& x) {
+      return nlohmann::json{{"median", x.median}, {"min", x.min}, {"max", x.max}};
+    };
+    nlohmann::json j = {{"model", model.path},           {"format", model.format},
+                        {"dtype", model.dtype},          {"isa", kernels().name},
+                        {"threads", threads},            {"prompt_tokens", P},
+                        {"decode_tokens", N},            {"repeat", R},
+                        {"prefill_tok_s", s(pre)},       {"decode_tok_s", s(dec)},
+                        {"peak_rss_bytes", peak},        {"weight_bytes_per_token", bytes_per_token},
+                        {"read_bandwidth_bytes_s", bandwidth}, {"roofline_fraction", roofline}};
+    std::puts(j.dump().c_str());
+    return 0;
+  }
+  std::printf("model      %s (%s, %s), kernels %s, %d thread%s\n", model.path.c_str(),
+              model.format.c_str(), model.dtype.c_str(), kernels().name, threads,
+              threads == 1 ? "" : "s");
+  std::printf("prefill    %d tokens: %.1f tok/s median (%.1f .. %.1f over %d runs)\n", P,
+              pre.median, pre.min, pre.max, R);
+  std::printf("decode     %d tokens: %.1f tok/s median (%.1f .. %.1f)\n", N, dec.median, dec.min,
+              dec.max);
+  std::printf("memory     peak %.1f MB; %.3f MB of weights read per decoded token\n", peak / 1e6,
+              bytes_per_token / 1e6);
+  std::printf("roofline   read bandwidth %.1f GB/s -> %.1f%% of the decode roofline\n",
+              bandwidth / 1e9, 100.0 * roofline);
+  return 0;
+}
+
+}  // namespace rotor
