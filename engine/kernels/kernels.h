@@ -114,6 +114,8 @@ void linear_epilogue(const PackedMatrix& w, const QuantizedActs& a, int t0, int 
 void quantize_acts_scalar(const float* x, int cols, int n_tokens, const ActQuantParams& p,
                           QuantizedActs& a);
 void attend_scalar(const KvView& kv, const float* q, int n_pos, float* scores, float* out);
+// scores[t] ← exp(scores[t] − max) over n values; returns their sum (the softmax denominator).
+float exp_shifted(float* scores, int n);
 
 }  // namespace rotor
 

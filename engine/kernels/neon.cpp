@@ -484,15 +484,8 @@ void attend_neon(const KvView& kv, const float* q, int n_pos, float* scores, flo
                 inv_sqrt;
   }
 
-  float max = scores[0];
-  for (int t = 1; t < n_pos; ++t) max = std::max(max, scores[t]);
-  float sum = 0.0f;
-  for (int t = 0; t < n_pos; ++t) {
-    scores[t] = std::exp(scores[t] - max);
-    sum += scores[t];
-  }
+  const float inv_sum = 1.0f / exp_shifted(scores, n_pos);
   // scores is scratch: from here it holds each position's weight p·s_v of the V codes.
-  const float inv_sum = 1.0f / sum;
   float min_term = 0.0f;
   for (int t = 0; t < n_pos; ++t) {
     const float prob = scores[t] * inv_sum;

@@ -64,6 +64,17 @@ void quantize_acts_scalar(const float* x, int cols, int n_tokens, const ActQuant
   }
 }
 
+float exp_shifted(float* scores, int n) {
+  float max = scores[0];
+  for (int t = 1; t < n; ++t) max = std::max(max, scores[t]);
+  float sum = 0.0f;
+  for (int t = 0; t < n; ++t) {
+    scores[t] = std::exp(scores[t] - max);
+    sum += scores[t];
+  }
+  return sum;
+}
+
 void attend_scalar(const KvView& kv, const float* q, int n_pos, float* scores, float* out) {
   const int hd = kv.head_dim;
   const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -79,14 +90,7 @@ void attend_scalar(const KvView& kv, const float* q, int n_pos, float* scores, f
     scores[t] = (kv.k_scale[t * kv.param_stride] * dot + kv.k_min[t * kv.param_stride] * q_sum) *
                 inv_sqrt;
   }
-  float max = scores[0];
-  for (int t = 1; t < n_pos; ++t) max = std::max(max, scores[t]);
-  float sum = 0.0f;
-  for (int t = 0; t < n_pos; ++t) {
-    scores[t] = std::exp(scores[t] - max);
-    sum += scores[t];
-  }
-  const float inv_sum = 1.0f / sum;
+  const float inv_sum = 1.0f / exp_shifted(scores, n_pos);
   float min_term = 0.0f;
   std::fill(out, out + hd, 0.0f);
   for (int t = 0; t < n_pos; ++t) {
