@@ -54,7 +54,9 @@ json recipe_to_json(const Recipe& r) {
   return {{"w_bits", r.w_bits},       {"group", r.group},
           {"w_sym", r.w_sym},         {"weights", r.weights},
           {"a_bits", r.a_bits},       {"kv_bits", r.kv_bits},
-          {"embed_bits", r.embed_bits}, {"calib", r.calib},
+          {"embed_bits", r.embed_bits}, {"kv_k_group", r.kv_k_group},
+          {"rotation", r.rotation},   {"bdq", r.bdq},
+          {"calib", r.calib},
           {"calib_windows", r.calib_windows}, {"calib_ctx", r.calib_ctx},
           {"seed", r.seed},           {"tool_version", r.tool_version}};
 }
@@ -68,6 +70,9 @@ Recipe recipe_from_json(const json& j, const std::string& where) {
   r.a_bits = get<int>(j, "a_bits", where);
   r.kv_bits = get<int>(j, "kv_bits", where);
   r.embed_bits = get<int>(j, "embed_bits", where);
+  r.kv_k_group = get<int>(j, "kv_k_group", where);
+  r.rotation = get<std::string>(j, "rotation", where);
+  r.bdq = get<bool>(j, "bdq", where);
   r.calib = get<std::string>(j, "calib", where);
   r.calib_windows = get<int>(j, "calib_windows", where);
   r.calib_ctx = get<int>(j, "calib_ctx", where);
@@ -77,9 +82,15 @@ Recipe recipe_from_json(const json& j, const std::string& where) {
     for (int o : ok) if (v == o) return true;
     return false;
   };
-  if (!in(r.w_bits, {4, 8}) || !in(r.a_bits, {4, 8, 16}) || !in(r.kv_bits, {4, 8, 16}) ||
+  if (!in(r.w_bits, {4, 8, 16, 32}) || !in(r.a_bits, {4, 8, 16}) || !in(r.kv_bits, {4, 8, 16}) ||
       !in(r.embed_bits, {8, 16, 32}))
     throw Error(where + ": recipe has unsupported bit widths");
+  if (r.kv_k_group < 0 || r.kv_k_group > 4096)
+    throw Error(where + ": recipe has an unsupported K cache group of " +
+                std::to_string(r.kv_k_group) + " tokens");
+  if (r.rotation != "none" && r.rotation != "hadamard" && r.rotation != "psot" &&
+      r.rotation != "psot-layer")
+    throw Error(where + ": recipe names an unknown rotation '" + r.rotation + "'");
   return r;
 }
 
