@@ -3,26 +3,41 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cstdint>
+
+#include "engine/threads.h"
 
 namespace rotor {
 
+namespace {
+// Rows per chunk are a multiple of this (whole cache lines of y); below kMinParallelWork
+// multiply-adds the layer stays on the calling thread.
+constexpr int kRowAlign = 64;
+constexpr int64_t kMinParallelWork = int64_t{1} << 18;
+}  // namespace
+
+// OpenBLAS runs single-threaded (set_thread_count): the pool splits the output rows instead,
+// so its threads and OpenBLAS's never spin against each other.
 void LinearF32::forward(const float* x, int rows, float* y) const {
   const int n = in_features(), m = out_features();
-  if (rows == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, m, n, 1.0f, w_, n, x, 1, 0.0f, y, 1);
-  } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, n, 1.0f, x, n, w_, n, 0.0f, y,
-                m);
-  }
+  const int row_tiles = (m + kRowAlign - 1) / kRowAlign;
+  const int workers =
+      int64_t{rows} * m * n < kMinParallelWork ? 1 : std::min(thread_pool().size(), row_tiles);
+  thread_pool().parallel_for(workers, [&](int c, int) {
+    const int r0 = std::min(m, row_tiles * c / workers * kRowAlign);
+    const int r1 = std::min(m, row_tiles * (c + 1) / workers * kRowAlign);
+    const float* w = w_ + static_cast<size_t>(r0) * n;
+    if (rows == 1)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, r1 - r0, n, 1.0f, w, n, x, 1, 0.0f, y + r0, 1);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1 - r0, n, 1.0f, x, n, w, n,
+                  0.0f, y + r0, m);
+  });
 }
 
 size_t LinearF32::weight_bytes() const {
   return sizeof(float) * static_cast<size_t>(in_features()) * out_features();
 }
-
-}  // namespace rotor
-
-namespace rotor {
 
 void LinearF32::to_float(float* out) const {
   std::copy_n(w_, static_cast<size_t>(in_features()) * out_features(), out);

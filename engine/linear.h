@@ -30,7 +30,7 @@ class Linear {
 };
 
 // Full-precision weights [out, in] (row-major), borrowed from storage the model owns.
-// Decode uses sgemv and prefill sgemm from OpenBLAS.
+// Decode uses sgemv and prefill sgemm from OpenBLAS, on row chunks split over the thread pool.
 class LinearF32 final : public Linear {
  public:
   LinearF32(const float* weights, int out_features, int in_features)

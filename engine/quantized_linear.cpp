@@ -3,6 +3,10 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <utility>
+
+#include "engine/threads.h"
 
 namespace rotor {
 
@@ -10,6 +14,19 @@ namespace {
 // Rows and tokens per tile: the integer dots of a tile stay in a small buffer.
 constexpr int kTileRows = 64;
 constexpr int kTileTokens = 16;
+// Below this many multiply-adds (tokens × rows × columns) a layer stays on the calling thread:
+// waking the pool would cost more than it saves (stories260K's layers at decode).
+constexpr int64_t kMinParallelWork = int64_t{1} << 18;
+
+int tiles(int n, int tile) { return (n + tile - 1) / tile; }
+
+int workers_for(int64_t work) { return work < kMinParallelWork ? 1 : thread_pool().size(); }
+
+// Chunk c of n contiguous chunks of rows: whole row tiles, as even as they come.
+std::pair<int, int> row_chunk(int rows, int c, int n) {
+  const int t = tiles(rows, kTileRows);
+  return {std::min(rows, t * c / n * kTileRows), std::min(rows, t * (c + 1) / n * kTileRows)};
+}
 }  // namespace
 
 QuantizedLinear::QuantizedLinear(const PackedMatrix& w, const ActQuantParams& act)
@@ -48,28 +65,47 @@ void QuantizedLinear::forward_integer(const float* x, int rows, float* y) const 
   a.sums.resize(static_cast<size_t>(rows) * w_.blocks());
   k.quantize_acts(x, w_.cols, rows, act_, a);
 
-  dots_.resize(static_cast<size_t>(kTileTokens) * kTileRows * w_.blocks());
-  for (int t0 = 0; t0 < rows; t0 += kTileTokens) {
-    const int nt = std::min(kTileTokens, rows - t0);
-    for (int r0 = 0; r0 < w_.rows; r0 += kTileRows) {
-      const int r1 = std::min(w_.rows, r0 + kTileRows);
-      k.block_dots(w_, &a.q[static_cast<size_t>(t0) * w_.cols_padded], w_.cols_padded, nt, r0,
-                   r1, dots_.data());
-      linear_epilogue(w_, a, t0, nt, r0, r1, dots_.data(), y + static_cast<size_t>(t0) * w_.rows,
-                      w_.rows);
+  // Tasks are (token tile × row chunk); one task does everything when one worker would.
+  const int workers = workers_for(int64_t{rows} * w_.rows * w_.cols_padded);
+  const int chunks = std::min(workers, tiles(w_.rows, kTileRows));
+  const int span = workers == 1 ? rows : kTileTokens;
+  thread_pool().parallel_for(tiles(rows, span) * chunks, [&](int task, int) {
+    const int t0 = task / chunks * span;
+    const auto [r0, r1] = row_chunk(w_.rows, task % chunks, chunks);
+    integer_tiles(t0, std::min(rows, t0 + span), r0, r1, y);
+  });
+}
+
+void QuantizedLinear::integer_tiles(int t0, int t1, int r0, int r1, float* y) const {
+  const KernelTable& k = kernels();
+  thread_local std::vector<int32_t> dots;  // per worker
+  dots.resize(static_cast<size_t>(kTileTokens) * kTileRows * w_.blocks());
+  for (int t = t0; t < t1; t += kTileTokens) {
+    const int nt = std::min(kTileTokens, t1 - t);
+    for (int r = r0; r < r1; r += kTileRows) {
+      const int r_end = std::min(r1, r + kTileRows);
+      k.block_dots(w_, &acts_.q[static_cast<size_t>(t) * w_.cols_padded], w_.cols_padded, nt, r,
+                   r_end, dots.data());
+      linear_epilogue(w_, acts_, t, nt, r, r_end, dots.data(),
+                      y + static_cast<size_t>(t) * w_.rows, w_.rows);
     }
   }
 }
 
 void QuantizedLinear::forward_float(const float* x, int rows, float* y) const {
   const int n = w_.cols;
-  tile_.resize(static_cast<size_t>(kTileRows) * n);
-  for (int r0 = 0; r0 < w_.rows; r0 += kTileRows) {
-    const int r1 = std::min(w_.rows, r0 + kTileRows);
-    dequantize_rows(w_, r0, r1, tile_.data());
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1 - r0, n, 1.0f, x, n,
-                tile_.data(), n, 0.0f, y + r0, w_.rows);
-  }
+  const int chunks = std::min(workers_for(int64_t{rows} * w_.rows * n), tiles(w_.rows, kTileRows));
+  thread_pool().parallel_for(chunks, [&](int c, int) {
+    thread_local std::vector<float> tile;  // per worker
+    tile.resize(static_cast<size_t>(kTileRows) * n);
+    const auto [begin, end] = row_chunk(w_.rows, c, chunks);
+    for (int r0 = begin; r0 < end; r0 += kTileRows) {
+      const int r1 = std::min(end, r0 + kTileRows);
+      dequantize_rows(w_, r0, r1, tile.data());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1 - r0, n, 1.0f, x, n,
+                  tile.data(), n, 0.0f, y + r0, w_.rows);
+    }
+  });
 }
 
 }  // namespace rotor

@@ -1,7 +1,8 @@
 // A linear layer with packed integer weights (used in place from the model file).
 // With 4- or 8-bit activations it runs the integer kernels: quantize the input rows once,
 // integer block dots per tile, the shared float epilogue. With 16-bit (float) activations it
-// dequantizes weight tiles and multiplies in float.
+// dequantizes weight tiles and multiplies in float. Both split their tiles over the shared
+// thread pool (engine/threads.h); every split gives the same floats as one thread.
 #pragma once
 #include <vector>
 
@@ -23,14 +24,14 @@ class QuantizedLinear final : public Linear {
 
  private:
   void forward_integer(const float* x, int rows, float* y) const;
+  // Tokens [t0, t1) × rows [r0, r1) of forward_integer, on the calling thread.
+  void integer_tiles(int t0, int t1, int r0, int r1, float* y) const;
   void forward_float(const float* x, int rows, float* y) const;
 
   PackedMatrix w_;
   ActQuantParams act_;
-  // Scratch reused across calls (a Session runs its layers one at a time).
+  // The quantized input, reused across calls (a Session runs its layers one at a time).
   mutable QuantizedActs acts_;
-  mutable std::vector<int32_t> dots_;
-  mutable std::vector<float> tile_;
 };
 
 }  // namespace rotor

@@ -10,8 +10,8 @@ void add_model_options(Args& args) {
   args.option("model", 'm', "MODEL",
               "compact rotor file, llama2.c .bin checkpoint or Hugging Face directory");
   args.option("tokenizer", 0, "FILE", "SentencePiece model", "tokenizer.model beside MODEL");
-  args.option("threads", 't', "N", "threads for the matrix products",
-              std::to_string(default_thread_count()) + ", the cores available");
+  args.option("threads", 't', "N", "threads for the forward pass",
+              std::to_string(default_thread_count()) + ", the physical cores available");
 }
 
 LoadedModel load_model_from_args(const Args& args, const std::string& path) {
