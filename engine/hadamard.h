@@ -15,6 +15,13 @@
 //                   float rounding.
 // Cost per vector: n·k additions/subtractions for the butterfly (over 2^k blocks of m floats)
 // plus n·m multiply-adds for the dense ±1 product of each m-block, plus n multiplies for D/√n.
+// The work runs in the kernel table's hadamard entry (engine/kernels/hadamard_*.cpp, chosen
+// per CPU like the other kernels); callers may rely on the ISAs agreeing up to float rounding
+// (today they agree bit for bit: the dense products only multiply by ±1).
+//
+// Fused output scale: apply(x, post_scale) and apply_rows(.., post_scale) also multiply element
+// j of the result by post_scale[j] (n floats) in the same pass, e.g. BDQ's 1/s before the
+// activation quantization (METHODS.md §4: rotation → × 1/s → quantize).
 //
 // Signs (seed != 0): splitmix64 with state = seed; for i = 0..n-1 the state advances by
 // 0x9E3779B97F4A7C15, z = the standard splitmix64 finalizer of the state, and s_i = -1 when the
@@ -29,6 +36,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <vector>
+
+#include "engine/kernels/kernels.h"
 
 namespace rotor {
 
@@ -57,25 +66,27 @@ class HadamardTransform {
   // The diagonal D as ±1 (all +1 when seed == 0).
   const std::vector<float>& signs() const { return signs_; }
 
-  // x[0..n) ← x · D · H_n / √n.
-  void apply(float* x) const;
+  // x[0..n) ← x · D · H_n / √n, then ⊙ post_scale when not null.
+  void apply(float* x, const float* post_scale = nullptr) const;
   // x[0..n) ← x · H_nᵀ · D / √n.
   void apply_inverse(float* x) const;
-  // apply() to rows vectors x + r·stride (stride in floats, ≥ n), r = 0..rows-1.
-  void apply_rows(float* x, int rows, size_t stride) const;
+  // apply() to rows vectors x + r·stride (stride in floats, ≥ n), r = 0..rows-1, in one kernel
+  // call (so many small heads cost no more than one call).
+  void apply_rows(float* x, int rows, size_t stride, const float* post_scale = nullptr) const;
   void apply_inverse_rows(float* x, int rows, size_t stride) const;
+  // The kernel-level description of apply(x, post_scale) (inverse = false) or apply_inverse
+  // (inverse = true; post_scale must be null), valid while this object lives: for running one
+  // ISA's kernel (kernels_for(isa).hadamard) directly.
+  HadamardPlan plan(bool inverse, const float* post_scale = nullptr) const;
 
  private:
-  void dense_blocks(float* x, const float* h) const;
-  void butterfly(float* x) const;
-
   size_t n_;
   Factorization f_;
-  float scale_;                // 1/√n
   std::vector<float> signs_;   // s_i
   std::vector<float> scaled_;  // s_i / √n
-  std::vector<float> hm_;      // H_m as floats, row-major
-  std::vector<float> hmt_;     // H_mᵀ as floats, row-major
+  int m_pad_ = 0;              // rows of hm_/hmt_: m rounded up to kHadamardPad, zero-padded
+  std::vector<float> hm_;      // H_m as floats (empty when m == 1)
+  std::vector<float> hmt_;     // H_mᵀ as floats
 };
 
 }  // namespace rotor

@@ -1,8 +1,11 @@
 // The online Hadamard transform (engine/hadamard.h) against its definition — a dense
-// x·D·(H_{2^k} ⊗ H_m)/√n built entry by entry — plus orthogonality, exact inversion, the
-// factorization of n, and the validation of the stored matrices (quant/hadamard_tables.h).
+// x·D·(H_{2^k} ⊗ H_m)/√n built entry by entry — on every ISA's kernel, on random and adversarial
+// inputs, plus orthogonality, inversion, the fused output scale, the factorization of n, and
+// the validation of the stored matrices (quant/hadamard_tables.h). Kernel-against-scalar checks
+// are in test_hadamard_kernels.cpp.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -43,8 +46,37 @@ double norm(const std::vector<float>& v) {
   return std::sqrt(s);
 }
 
-const size_t kSizes[] = {1, 2, 8, 64, 172, 344, 768, 4096, 11008};
+const size_t kSizes[] = {1, 2, 8, 64, 128, 172, 344, 768, 4096, 11008, 14336};
 const uint64_t kSeeds[] = {0, 12345};
+
+// One ISA's kernel against the definition on x: every column for n ≤ 1024, the ends and 24
+// random columns above; the norm; the inverse. Tolerances relative to ‖x‖.
+void check_against_definition(const HadamardTransform& t, const std::vector<int8_t>& hm,
+                              const std::vector<float>& x, Isa isa, std::mt19937& rng) {
+  CAPTURE(isa_name(isa));
+  const size_t n = t.size();
+  std::vector<float> y = x;
+  kernels_for(isa).hadamard(t.plan(false), y.data(), 1, n);
+  std::vector<size_t> cols;
+  if (n <= 1024) {
+    for (size_t j = 0; j < n; ++j) cols.push_back(j);
+  } else {
+    std::uniform_int_distribution<size_t> pick(0, n - 1);
+    cols = {0, n - 1};
+    for (int r = 0; r < 24; ++r) cols.push_back(pick(rng));
+  }
+  const double xnorm = norm(x);
+  double max_err = 0;
+  for (size_t j : cols)
+    max_err = std::max(max_err, std::fabs(reference_column(t, hm, x, j) - y[j]));
+  CHECK(max_err <= 1e-5 * xnorm);
+  CHECK(std::fabs(norm(y) - xnorm) <= 1e-5 * xnorm);
+  std::vector<float> z = y;
+  kernels_for(isa).hadamard(t.plan(true), z.data(), 1, n);
+  double inv_err = 0;
+  for (size_t i = 0; i < n; ++i) inv_err = std::max(inv_err, std::fabs(double(z[i]) - x[i]));
+  CHECK(inv_err <= 1e-5 * xnorm);
+}
 
 }  // namespace
 
@@ -71,8 +103,17 @@ TEST_CASE("hadamard factorize") {
   f = HadamardTransform::factorize(172);
   CHECK(f.pow2 == 1);
   CHECK(f.m == 172);
+  f = HadamardTransform::factorize(128);
+  CHECK(f.pow2 == 128);
+  CHECK(f.m == 1);
+  f = HadamardTransform::factorize(2048);
+  CHECK(f.pow2 == 2048);
+  CHECK(f.m == 1);
+  // 5632 = 2^9·11 (TinyLlama's MLP width): no stored matrix fits, so a clear error.
+  CHECK_THROWS_WITH_AS(HadamardTransform::factorize(5632), doctest::Contains("5632 = 2^9 * 11"),
+                       Error);
   for (size_t bad : {size_t{0}, size_t{3}, size_t{7}, size_t{100}, size_t{6}, size_t{176},
-                     size_t{11000}}) {
+                     size_t{11000}, size_t{5632}}) {
     CAPTURE(bad);
     try {
       HadamardTransform::factorize(bad);
@@ -91,6 +132,7 @@ TEST_CASE("hadamard stored matrices load and validate") {
     CHECK(h.size() == static_cast<size_t>(m) * m);
   }
   CHECK(load_hadamard_matrix(hadamard_dir(), 1).empty());
+  CHECK(HadamardTransform::allowed_m().back() == kHadamardMaxM);  // the kernels' scratch size
 }
 
 TEST_CASE("hadamard matches the dense definition, is orthogonal and inverts") {
@@ -118,33 +160,15 @@ TEST_CASE("hadamard matches the dense definition, is orthogonal and inverts") {
       std::vector<float> x(n);
       for (auto& v : x) v = gauss(rng);
       x[n / 3] += 25.0f;  // an outlier
-      std::vector<float> y = x;
-      t.apply(y.data());
+      for (Isa isa : supported_isas()) check_against_definition(t, hm, x, isa, rng);
 
-      // (1) Dense definition: every column for n ≤ 1024, 24 random columns (plus the ends) above.
-      std::vector<size_t> cols;
-      if (n <= 1024) {
-        for (size_t j = 0; j < n; ++j) cols.push_back(j);
-      } else {
-        std::uniform_int_distribution<size_t> pick(0, n - 1);
-        cols = {0, n - 1};
-        for (int r = 0; r < 24; ++r) cols.push_back(pick(rng));
-      }
-      const double xnorm = norm(x);
-      double max_err = 0;
-      for (size_t j : cols)
-        max_err = std::max(max_err, std::fabs(reference_column(t, hm, x, j) - y[j]));
-      CHECK(max_err <= 1e-5 * xnorm);
-
-      // (2) Norm preserved.
-      CHECK(std::fabs(norm(y) - xnorm) <= 1e-5 * xnorm);
-
-      // (3) Inverse.
-      std::vector<float> z = y;
+      // apply/apply_inverse (the engine's kernel table) undo each other.
+      std::vector<float> z = x;
+      t.apply(z.data());
       t.apply_inverse(z.data());
       double inv_err = 0;
       for (size_t i = 0; i < n; ++i) inv_err = std::max(inv_err, std::fabs(double(z[i]) - x[i]));
-      CHECK(inv_err <= 1e-5 * xnorm);
+      CHECK(inv_err <= 1e-5 * norm(x));
 
       // apply_rows on a strided batch equals apply per row; apply_inverse_rows undoes it.
       const int rows = 3;
@@ -178,6 +202,58 @@ TEST_CASE("hadamard matches the dense definition, is orthogonal and inverts") {
       }
     }
   }
+}
+
+TEST_CASE("hadamard matches the definition on adversarial inputs on every ISA") {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  for (size_t n : {size_t{8}, size_t{128}, size_t{172}, size_t{4096}, size_t{11008}}) {
+    const auto hm = load_hadamard_matrix(hadamard_dir(), HadamardTransform::factorize(n).m);
+    const HadamardTransform t(n, hm, 777);
+    for (int mode = 0; mode < 4; ++mode) {
+      CAPTURE(n);
+      CAPTURE(mode);
+      std::vector<float> x(n, 0.0f);
+      switch (mode) {
+        case 0: for (auto& v : x) v = gauss(rng) * 1e30f; break;   // huge
+        case 1: for (auto& v : x) v = gauss(rng) * 1e-30f; break;  // tiny
+        case 2: std::fill(x.begin(), x.end(), -3.5f); break;       // all equal
+        default: x[n - 1] = 1e4f; break;                           // a single spike
+      }
+      for (Isa isa : supported_isas()) check_against_definition(t, hm, x, isa, rng);
+    }
+  }
+}
+
+TEST_CASE("hadamard fused output scale") {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  for (size_t n : {size_t{8}, size_t{128}, size_t{172}, size_t{768}, size_t{4096}}) {
+    CAPTURE(n);
+    const HadamardTransform t(n, load_hadamard_matrix(hadamard_dir(),
+                                                      HadamardTransform::factorize(n).m), 5);
+    std::vector<float> post(n), x(n);
+    for (auto& v : post) v = 0.5f + std::fabs(gauss(rng));
+    for (auto& v : x) v = gauss(rng);
+    std::vector<float> expect = x;
+    t.apply(expect.data());
+    for (size_t j = 0; j < n; ++j) expect[j] *= post[j];
+    std::vector<float> got = x;
+    t.apply(got.data(), post.data());
+    CHECK(got == expect);  // the same multiply, fused into the last pass
+    // apply_rows with the scale: per row, padding untouched.
+    const int rows = 4;
+    const size_t stride = n + 2;
+    std::vector<float> batch(rows * stride);
+    for (auto& v : batch) v = gauss(rng);
+    std::vector<float> want = batch;
+    for (int r = 0; r < rows; ++r) t.apply(want.data() + r * stride, post.data());
+    t.apply_rows(batch.data(), rows, stride, post.data());
+    CHECK(batch == want);
+  }
+  const HadamardTransform t(64, {}, 1);
+  std::vector<float> post(64, 2.0f);
+  CHECK_THROWS_AS(t.plan(true, post.data()), Error);  // the inverse has no output scale
 }
 
 TEST_CASE("hadamard signs are deterministic and seed-dependent") {
