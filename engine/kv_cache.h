@@ -1,6 +1,12 @@
 // Keys and values of every processed position, per layer, and attention that reads them.
 // Stored per (position, KV head) as floats (bits ≥ 16) or as asymmetric 8- or 4-bit codes with
 // a scale and minimum each (METHODS.md §1); attention reads the codes directly.
+//
+// With a K group G > 0 (Recipe::kv_k_group) K is stored per channel instead (KIVI): for each
+// (layer, KV head) the positions form groups of G, each channel of a complete group has its own
+// scale and minimum over those G positions, and the newest, incomplete group stays in float
+// until it fills. Attention at n_pos sees exactly that state, in prefill as in decode: rows of
+// a group that filled later in the same block are read from a float copy of the block.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -10,26 +16,46 @@ namespace rotor {
 
 class KvCache {
  public:
-  KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits);
+  // k_group: 0 or a multiple of 16 (ignored for a float cache).
+  KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits, int k_group = 0);
 
   int ctx() const { return ctx_; }
   int bits() const { return bits_; }
-  // Stores one position's keys and values (n_kv_heads · head_dim each, K after RoPE).
+  // Stores one position's keys and values (n_kv_heads · head_dim each, K after RoPE). pos is at
+  // most the number of positions stored in this layer; a smaller one forgets the positions
+  // from pos on first (a rewind: the kept part of a complete group returns to float).
   void store(int layer, int pos, const float* k, const float* v);
   // out[head_dim] = softmax(q · Kᵀ / sqrt(head_dim)) · V over positions [0, n_pos) of kv_head.
   // scores is scratch space of at least n_pos floats.
   void attend(int layer, int kv_head, const float* q, int n_pos, float* scores, float* out) const;
 
  private:
-  size_t slot(int layer, int pos) const;  // index of (layer, pos, head 0)
+  // Index of (layer, head, pos): each head's positions are contiguous, so attention streams
+  // them (a stride of all heads cost a page per few positions at 7B shapes).
+  size_t slot(int layer, int head, int pos) const;
   void attend_float(int layer, int kv_head, const float* q, int n_pos, float* scores,
                     float* out) const;
+  void store_k_group(int layer, int pos, const float* k);
+  void truncate(int layer, int pos);
+  size_t group_index(int layer, int head, int group) const;  // (layer, head, group, channel 0)
 
   int ctx_, n_kv_heads_, head_dim_, bits_;
   size_t head_bytes_;  // bytes of one quantized head vector
-  std::vector<float> kf_, vf_;           // float storage: [layer][pos][head][head_dim]
-  std::vector<uint8_t> kq_, vq_;         // code storage:  [layer][pos][head][head_bytes]
-  std::vector<float> k_scale_, k_min_, v_scale_, v_min_;  // [layer][pos][head]
+  std::vector<float> kf_, vf_;           // float storage: [layer][head][pos][head_dim]
+  std::vector<uint8_t> kq_, vq_;         // code storage:  [layer][head][pos][head_bytes]
+  std::vector<float> k_scale_, k_min_, v_scale_, v_min_;  // [layer][head][pos]
+
+  // The K groups (k_group_ > 0).
+  int k_group_ = 0, n_groups_ = 0;
+  size_t group_bytes_ = 0;               // codes of one (head, group): head_dim · G · bits / 8
+  std::vector<uint8_t> kg_codes_;        // [layer][head][group][channel][G · bits / 8]
+  std::vector<float> kg_scale_, kg_min_;  // [layer][head][group][channel]
+  std::vector<float> k_partial_;         // each layer's newest group: [layer][G][head][head_dim]
+  std::vector<int> stored_;              // positions stored, per layer
+  // The float rows of the groups that filled in the current block of stores to stage_layer_,
+  // from group stage_group_ on: [group − stage_group_][G][head][head_dim].
+  std::vector<float> stage_;
+  int stage_layer_ = -1, stage_group_ = 0, stage_next_ = 0;  // next: the position that continues it
 };
 
 }  // namespace rotor

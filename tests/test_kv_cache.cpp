@@ -1,0 +1,149 @@
+// The KV cache with K per channel over groups (KIVI): attention sees the same state in prefill
+// (a block of stores, then its attention) as in decode; it approximates float attention; and
+// a rewind into a complete group, then the same positions again, matches a fresh run up to the
+// one extra rounding of the kept rows.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "engine/import/load_model.h"
+#include "engine/kv_cache.h"
+#include "engine/session.h"
+#include "tests/helpers.h"
+
+using namespace rotor;
+using namespace rotor::test;
+
+namespace {
+
+constexpr int kHeads = 2, kHeadDim = 16, kLayers = 2;
+
+// K (or q) of n positions (kHeads · kHeadDim each) with one large channel, as real K has.
+std::vector<float> random_rows(int n, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n) * kHeads * kHeadDim);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = normal(rng) * (i % kHeadDim == 5 ? 20.0f : 1.0f);
+  return x;
+}
+
+// V of n positions, each head's row one random value repeated: exact at any bit width, so the
+// attention's error is K's alone.
+std::vector<float> constant_rows(int n, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n) * kHeads * kHeadDim);
+  for (size_t i = 0; i < x.size(); i += kHeadDim) std::fill_n(&x[i], kHeadDim, normal(rng));
+  return x;
+}
+
+// The attention output of (layer, head 1) for a query at every n_pos in [first, last].
+std::vector<float> attend_all(const KvCache& cache, int layer, const float* q, int first, int last) {
+  std::vector<float> out, scores(cache.ctx()), o(kHeadDim);
+  for (int n = first; n <= last; ++n) {
+    cache.attend(layer, 1, q, n, scores.data(), o.data());
+    out.insert(out.end(), o.begin(), o.end());
+  }
+  return out;
+}
+
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  float m = 0.0f;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("kv cache: KIVI attention is the same after a block of stores as after each one") {
+  std::mt19937 rng(5);
+  const int n = 150, G = 32;
+  const auto k = random_rows(n, rng), v = random_rows(n, rng), q = random_rows(1, rng);
+  const size_t row = kHeads * kHeadDim;
+  for (int bits : {4, 8}) {
+    CAPTURE(bits);
+    // ctx n: positions from 128 on never fill a group and stay float
+    KvCache block(kLayers, n, kHeads, kHeadDim, bits, G), step(kLayers, n, kHeads, kHeadDim, bits, G);
+    // blocks of 70 and 80 positions (each crossing group ends) in both layers, as prefill does
+    std::vector<float> got, want;
+    for (auto [begin, end] : {std::pair{0, 70}, std::pair{70, n}})
+      for (int l = 0; l < kLayers; ++l) {
+        for (int p = begin; p < end; ++p) block.store(l, p, &k[p * row], &v[p * row]);
+        const auto a = attend_all(block, l, q.data(), begin + 1, end);
+        got.insert(got.end(), a.begin(), a.end());
+      }
+    for (int p = 0; p < n; ++p)
+      for (int l = 0; l < kLayers; ++l) {
+        step.store(l, p, &k[p * row], &v[p * row]);
+        const auto a = attend_all(step, l, q.data(), p + 1, p + 1);
+        want.insert(want.end(), a.begin(), a.end());
+      }
+    // same order: per block, layer, then position
+    std::vector<float> want_ordered;
+    for (auto [begin, end] : {std::pair{0, 70}, std::pair{70, n}})
+      for (int l = 0; l < kLayers; ++l)
+        for (int p = begin; p < end; ++p)
+          want_ordered.insert(want_ordered.end(), want.begin() + (p * kLayers + l) * kHeadDim,
+                              want.begin() + (p * kLayers + l + 1) * kHeadDim);
+    CHECK(max_abs_diff(got, want_ordered) == 0.0f);
+  }
+}
+
+TEST_CASE("kv cache: KIVI attention approximates float attention better than per-token K") {
+  std::mt19937 rng(6);
+  const int n = 100;
+  const auto k = random_rows(n, rng), v = constant_rows(n, rng);
+  std::vector<float> q(kHeadDim);  // small, so no one position takes all the weight
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  for (float& f : q) f = normal(rng);
+  const size_t row = kHeads * kHeadDim;
+  auto run = [&](int bits, int G) {
+    KvCache cache(1, n, kHeads, kHeadDim, bits, G);
+    for (int p = 0; p < n; ++p) cache.store(0, p, &k[p * row], &v[p * row]);
+    return attend_all(cache, 0, q.data(), n - 40, n);
+  };
+  const auto exact = run(32, 0);
+  for (int G : {16, 32}) {
+    CAPTURE(G);
+    const float kivi4 = max_abs_diff(run(4, G), exact), token4 = max_abs_diff(run(4, 0), exact);
+    const float kivi8 = max_abs_diff(run(8, G), exact);
+    MESSAGE("max |out − float|: KIVI K4 " << kivi4 << ", per-token K4 " << token4 << ", KIVI K8 " << kivi8);
+    CHECK(kivi4 < 0.7f * token4);
+    CHECK(kivi8 < 0.25f * kivi4);
+  }
+}
+
+TEST_CASE("kv cache: a rewind into a complete K group, then the same tokens, matches a fresh run") {
+  auto model = load_model(llama2c_path("stories260K"));
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> id(1, model->config.vocab_size - 1);
+  std::vector<int> tokens(60);
+  for (int& t : tokens) t = id(rng);
+  const size_t V = model->config.vocab_size;
+  std::vector<float> exact, want;
+  Session(*model, 128).prefill(tokens, &exact);
+  model->quantized = true;  // a 4-bit KIVI cache over the float weights
+  model->recipe.kv_bits = 4;
+  model->recipe.kv_k_group = 16;
+  Session(*model, 128).prefill(tokens, &want);
+
+  for (int keep : {40, 32, 5}) {  // inside a complete group, at a group end, inside group 0
+    CAPTURE(keep);
+    Session s(*model, 128);
+    s.prefill(tokens);
+    s.rewind(keep);
+    float diff = 0.0f, cache_error = 0.0f;
+    for (int p = keep; p < 60; ++p) {
+      const float* got = s.decode(tokens[p]);
+      for (size_t i = 0; i < V; ++i) {
+        diff = std::max(diff, std::fabs(got[i] - want[p * V + i]));
+        cache_error = std::max(cache_error, std::fabs(want[p * V + i] - exact[p * V + i]));
+      }
+    }
+    MESSAGE("max |logit − fresh| " << diff << "; fresh 4-bit against float cache " << cache_error);
+    if (keep % 16 == 0)  // nothing was rounded twice: only the decode path's float rounding
+      CHECK(diff <= 1e-4f);
+    else  // the kept rows of the group were rounded once more: at most the whole cache's error
+      CHECK(diff <= cache_error);
+  }
+}
