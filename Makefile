@@ -24,8 +24,10 @@ DEPS_PACKAGES := g++ make libopenblas-dev libsentencepiece-dev doctest-dev libbe
 # Kernels for one ISA are compiled with that ISA's flags and only for their architecture;
 # which one runs is decided at start-up (engine/kernels/dispatch.cpp).
 ARCH      := $(shell $(CXX) -dumpmachine)
-X86_KERNELS  := engine/kernels/avx2.cpp engine/kernels/avx512.cpp
-NEON_KERNELS := engine/kernels/neon.cpp
+X86_KERNELS  := engine/kernels/avx2.cpp engine/kernels/avx512.cpp engine/kernels/kv_avx2.cpp
+NEON_KERNELS := engine/kernels/neon.cpp engine/kernels/kv_neon.cpp
+X86_KERNELS  += engine/kernels/hadamard_avx2.cpp engine/kernels/hadamard_avx512.cpp
+NEON_KERNELS += engine/kernels/hadamard_neon.cpp
 ifneq (,$(findstring x86_64,$(ARCH)))
   ISA_KERNELS := $(X86_KERNELS)
   # The AArch64 cross compiler and qemu-user test the NEON kernels here (test-neon).
@@ -54,7 +56,7 @@ XBUILD       := build-aarch64
 # doctest is header-only: the cross build sees it through a directory holding only a link to
 # it, rather than by adding the host's /usr/include to its search path.
 XCXXFLAGS    := -std=c++17 -O2 -Wall -Wextra -Wshadow -ffp-contract=off -I. -I$(XBUILD)/include -MMD -MP
-XTEST_SRC    := tests/test_main.cpp tests/test_kernels.cpp \
+XTEST_SRC    := tests/test_main.cpp tests/test_kernels.cpp tests/test_hadamard_kernels.cpp \
                 $(filter-out $(X86_KERNELS),$(wildcard engine/kernels/*.cpp))
 XTEST_OBJ    := $(XTEST_SRC:%.cpp=$(XBUILD)/%.o)
 
@@ -78,7 +80,7 @@ else
   TEST_NEON_RUN = @echo "NEON kernel tests skipped: $(AARCH64_CXX) or $(QEMU_AARCH64) not found (make deps)"
 endif
 
-.PHONY: all test test-neon deps run clean
+.PHONY: all test test-neon deps run clean bench speed
 all: $(BUILD)/rotor $(BUILD)/librotor.a
 
 $(BUILD)/%.o: %.cpp
@@ -88,8 +90,10 @@ $(BUILD)/%.o: %.cpp
 # Debian's cpp-httplib is a compiled library; its users must see the options it was built with.
 $(BUILD)/tools/cmd_serve.o: CXXFLAGS += -DCPPHTTPLIB_OPENSSL_SUPPORT -DCPPHTTPLIB_ZLIB_SUPPORT \
                                         -DCPPHTTPLIB_BROTLI_SUPPORT
-$(BUILD)/engine/kernels/avx2.o: CXXFLAGS += -mavx2 -mfma
+$(BUILD)/engine/kernels/avx2.o $(BUILD)/engine/kernels/kv_avx2.o: CXXFLAGS += -mavx2 -mfma
 $(BUILD)/engine/kernels/avx512.o: CXXFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mfma
+$(BUILD)/engine/kernels/hadamard_avx2.o: CXXFLAGS += -mavx2 -mfma
+$(BUILD)/engine/kernels/hadamard_avx512.o: CXXFLAGS += -mavx512f -mfma
 
 $(BUILD)/librotor.a: $(LIB_OBJ)
 	@rm -f $@
@@ -104,6 +108,23 @@ $(BUILD)/rotor_tests: $(TEST_OBJ) $(CLI_OBJ) $(BUILD)/librotor.a
 test: $(BUILD)/rotor $(BUILD)/rotor_tests $(TEST_NEON_BIN)
 	ROTOR_SHARED=$(SHARED) ROTOR_BIN=$(abspath $(BUILD)/rotor) $(BUILD)/rotor_tests
 	$(TEST_NEON_RUN)
+
+# Kernel micro-benchmarks (Google Benchmark; not part of `make test`): builds
+# $(BUILD)/bench/kernels_bench and runs it; BENCH_ARGS passes its flags
+# (e.g. BENCH_ARGS=--benchmark_filter=gemv/avx512).
+BENCH_SRC := $(wildcard bench/*.cpp)
+BENCH_OBJ := $(BENCH_SRC:%.cpp=$(BUILD)/%.o)
+$(BUILD)/bench/kernels_bench: $(BENCH_OBJ) $(BUILD)/tools/shared_files.o $(BUILD)/librotor.a
+	$(CXX) $(LDFLAGS) $^ -lbenchmark $(LDLIBS) -o $@
+
+bench: $(BUILD)/bench/kernels_bench
+	ROTOR_SHARED=$(SHARED) $< $(BENCH_ARGS)
+
+# The end-to-end speed tables (bench/run_speed.sh): stories260K per format and ISA, and
+# synthetic TinyLlama-1.1B and LLaMA-2-7B files (cached in models/cache/synth/) through
+# `rotor bench` at 1 and 2 threads.
+speed: $(BUILD)/rotor
+	ROTOR=$(BUILD)/rotor SHARED=$(SHARED) bench/run_speed.sh
 
 $(XBUILD)/include/doctest:
 	@mkdir -p $(dir $@)
@@ -135,4 +156,4 @@ deps:
 clean:
 	rm -rf build build-san $(XBUILD)
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(XTEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(XTEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)

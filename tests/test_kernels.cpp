@@ -6,8 +6,11 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
+#include <utility>
 
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/pack.h"
 
 using namespace rotor;
@@ -116,6 +119,41 @@ TEST_CASE("kernels: block dots match the scalar reference exactly") {
               }
             }
           }
+}
+
+TEST_CASE("kernels: prefill block dots match the scalar reference exactly") {
+  // Token and row counts around the 16 × 16 tiles of the AMX path (where the CPU has it) and
+  // the vector kernels' register tiles: whole tiles, pairs of tiles, and every kind of
+  // remainder, with blocks of one 64-column step, several, and the whole row.
+  std::mt19937 rng(4321);
+  const auto isas = isas_under_test();
+  struct Shape { int rows, cols, group, block; };
+  const Shape shapes[] = {{16, 64, 64, 64},     {32, 256, 128, 128}, {47, 192, 192, 192},
+                          {64, 512, 512, 512},  {50, 320, 64, 64},   {33, 384, 96, 96},
+                          {17, 1024, 1024, 32}};
+  for (const Shape& s : shapes)
+    for (int bits : {4, 8})
+      for (int mode = 0; mode < 4; ++mode)
+        for (int tokens : {16, 17, 32, 45, 48, 64}) {
+          CAPTURE(s.rows); CAPTURE(s.cols); CAPTURE(s.block); CAPTURE(bits); CAPTURE(mode);
+          CAPTURE(tokens);
+          RandomMatrix w(s.rows, s.cols, bits, s.group, s.block, mode, rng);
+          const int q_stride = s.cols + (tokens % 2 ? 0 : 40);
+          auto q = random_acts(tokens, q_stride, 8, mode % 3, rng);
+          for (int r0 : {0, 1})
+            for (int r1 : {s.rows, s.rows - 1}) {
+              CAPTURE(r0); CAPTURE(r1);
+              const size_t n = static_cast<size_t>(tokens) * (r1 - r0) * w.m.blocks();
+              std::vector<int32_t> ref(n), got(n);
+              kScalarKernels.block_dots(w.m, q.data(), q_stride, tokens, r0, r1, ref.data());
+              for (Isa isa : isas) {
+                CAPTURE(isa_name(isa));
+                std::fill(got.begin(), got.end(), -1);
+                kernels_for(isa).block_dots(w.m, q.data(), q_stride, tokens, r0, r1, got.data());
+                CHECK(got == ref);
+              }
+            }
+        }
 }
 
 TEST_CASE("kernels: activation quantization matches the scalar reference exactly") {
@@ -234,4 +272,142 @@ TEST_CASE("kernels: attention over a quantized cache matches the scalar referenc
           for (int i = 0; i < hd; ++i) CHECK(std::fabs(ogot[i] - oref[i]) <= 1e-4f * (1 + std::fabs(oref[i])));
         }
       }
+}
+
+namespace {
+
+// K per channel over groups (KIVI) and V per token, all random; modes make it adversarial.
+struct KiviCase {
+  std::vector<uint8_t> k_codes, v_codes;
+  std::vector<float> k_scale, k_min, k_float, v_scale, v_min;
+  KvView kv;
+
+  // mode 0: random; 1: every channel constant (all codes 0 in even groups, the maximum in odd
+  // ones); 2: channel 3 a huge outlier (scale and minimum ×1e3).
+  KiviCase(int hd, int bits, int G, int n_pos, int mode, std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::uniform_int_distribution<int> byte(0, 255);
+    const int groups = n_pos / G;
+    const size_t group_bytes = static_cast<size_t>(hd) * G * bits / 8;
+    k_codes.resize(groups * group_bytes);
+    for (size_t i = 0; i < k_codes.size(); ++i) {
+      const int odd = i / group_bytes % 2;
+      k_codes[i] = static_cast<uint8_t>(mode == 1 ? (odd ? 0xFF : 0) : byte(rng));
+    }
+    k_scale.resize(static_cast<size_t>(groups) * hd);
+    k_min.resize(k_scale.size());
+    for (size_t i = 0; i < k_scale.size(); ++i) {
+      const float big = mode == 2 && i % hd == 3 ? 1e3f : 1.0f;
+      k_scale[i] = big * (0.01f + std::fabs(normal(rng)) * 0.05f);
+      k_min[i] = big * normal(rng);
+    }
+    k_float.resize(static_cast<size_t>(G + 1) * (hd + 3));  // rows of hd + 3: a wider stride
+    for (float& f : k_float) f = normal(rng);
+    const size_t v_stride = static_cast<size_t>(hd) * bits / 8;
+    v_codes.resize(v_stride * n_pos);
+    for (auto& b : v_codes) b = static_cast<uint8_t>(byte(rng));
+    v_scale.resize(n_pos);
+    v_min.resize(n_pos);
+    for (int t = 0; t < n_pos; ++t) {
+      v_scale[t] = 0.01f + std::fabs(normal(rng)) * 0.05f;
+      v_min[t] = normal(rng);
+    }
+    kv.head_dim = hd;
+    kv.bits = bits;
+    kv.stride = v_stride;
+    kv.param_stride = 1;
+    kv.v_codes = v_codes.data();
+    kv.v_scale = v_scale.data();
+    kv.v_min = v_min.data();
+    kv.k_group = G;
+    kv.k_group_codes = k_codes.data();
+    kv.k_group_scale = k_scale.data();
+    kv.k_group_min = k_min.data();
+    kv.k_float = k_float.data();
+    kv.k_float_stride = hd + 3;
+  }
+
+  // K of position t as the layout defines it, and the magnitude of its terms (scale·code and
+  // min cancel in k but not in the kernels' sums).
+  std::pair<double, double> k(int t, int c) const {
+    const int hd = kv.head_dim, G = kv.k_group, g = t / G, p = t % G;
+    const int groups = static_cast<int>(v_scale.size()) / G;
+    if (g == groups) {
+      const double f = k_float[p * kv.k_float_stride + c];
+      return {f, std::fabs(f)};
+    }
+    const uint8_t* codes = &k_codes[(static_cast<size_t>(g) * hd + c) * G * kv.bits / 8];
+    const int code = kv.bits == 8 ? codes[p] : p < G / 2 ? codes[p] & 0x0F : codes[p - G / 2] >> 4;
+    const double sc = static_cast<double>(k_scale[g * hd + c]) * code, m = k_min[g * hd + c];
+    return {sc + m, std::fabs(sc) + std::fabs(m)};
+  }
+};
+
+using ScoresFn = void (*)(const KvView&, const float*, int, float*);
+std::vector<std::pair<std::string, ScoresFn>> kivi_versions() {
+  std::vector<std::pair<std::string, ScoresFn>> v = {{"scalar", kivi_scores_scalar}};
+  for (Isa isa : supported_isas()) {
+#if defined(__x86_64__)
+    if (isa == Isa::kAvx2) v.emplace_back("avx2", kivi_scores_avx2);
+#elif defined(__aarch64__)
+    if (isa == Isa::kNeon) v.emplace_back("neon", kivi_scores_neon);
+#endif
+    (void)isa;
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("kernels: KIVI K scores match q·k of the dequantized layout") {
+  std::mt19937 rng(78);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const auto versions = kivi_versions();
+  for (int hd : {8, 12, 64, 128})
+    for (int bits : {4, 8})
+      for (int G : {16, 32, 64, 128})
+        for (int n_pos : {1, G - 1, G, G + 5, 3 * G + 7, 300})
+          for (int mode : {0, 1, 2}) {
+            CAPTURE(hd); CAPTURE(bits); CAPTURE(G); CAPTURE(n_pos); CAPTURE(mode);
+            const KiviCase kc(hd, bits, G, n_pos, mode, rng);
+            std::vector<float> q(hd), got(n_pos);
+            for (float& f : q) f = normal(rng);
+            for (const auto& [name, scores] : versions) {
+              CAPTURE(name);
+              scores(kc.kv, q.data(), n_pos, got.data());
+              for (int t = 0; t < n_pos; ++t) {
+                double exact = 0.0, norm = 0.0;
+                for (int c = 0; c < hd; ++c) {
+                  const auto [k, size] = kc.k(t, c);
+                  exact += q[c] * k;
+                  norm += std::fabs(q[c]) * size;
+                }
+                exact /= std::sqrt(static_cast<double>(hd));
+                norm /= std::sqrt(static_cast<double>(hd));
+                // float sums of hd products, in another order (and q'·code + constant form)
+                CHECK(std::fabs(got[t] - exact) <= 1e-5 * (1.0 + norm));
+              }
+            }
+          }
+}
+
+TEST_CASE("kernels: attention over a KIVI K cache matches the scalar reference") {
+  std::mt19937 rng(79);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const auto isas = isas_under_test();
+  for (int hd : {8, 64, 128})
+    for (int bits : {4, 8})
+      for (int G : {16, 32})
+        for (int n_pos : {1, G - 1, G, 2 * G + 3, 300}) {
+          CAPTURE(hd); CAPTURE(bits); CAPTURE(G); CAPTURE(n_pos);
+          const KiviCase kc(hd, bits, G, n_pos, 0, rng);
+          std::vector<float> q(hd), sref(n_pos), sgot(n_pos), oref(hd), ogot(hd);
+          for (float& f : q) f = 0.3f * normal(rng);
+          attend_scalar(kc.kv, q.data(), n_pos, sref.data(), oref.data());
+          for (Isa isa : isas) {
+            CAPTURE(isa_name(isa));
+            kernels_for(isa).attend(kc.kv, q.data(), n_pos, sgot.data(), ogot.data());
+            for (int i = 0; i < hd; ++i) CHECK(std::fabs(ogot[i] - oref[i]) <= 1e-4f * (1 + std::fabs(oref[i])));
+          }
+        }
 }

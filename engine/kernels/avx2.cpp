@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/x86_tiles.h"
 
 namespace rotor {
@@ -300,25 +301,29 @@ void attend_vec(const KvView& kv, const float* q, int n_pos, float* scores, floa
   const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
   float q_sum = 0.0f;
   for (int i = 0; i < hd; ++i) q_sum += q[i];
-  for (int t = 0; t < n_pos; ++t) {
-    const uint8_t* k = kv.k_codes + t * kv.stride;
-    // Two sums, even and odd groups, to halve the chain of dependent FMAs.
-    __m256 dot[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    auto add_group = [&](int g, __m256& sum) {
-      __m256 c[G::kVecs];
-      G::load(k, g, n_bytes, c);
-      for (int v = 0; v < G::kVecs; ++v)
-        sum = _mm256_fmadd_ps(_mm256_loadu_ps(qg + (g * G::kVecs + v) * 8), c[v], sum);
-    };
-    int g = 0;
-    for (; g + 2 <= groups; g += 2) {
-      add_group(g, dot[0]);
-      add_group(g + 1, dot[1]);
+  if (kv.k_group) {
+    kivi_scores_avx2(kv, q, n_pos, scores);
+  } else {
+    for (int t = 0; t < n_pos; ++t) {
+      const uint8_t* k = kv.k_codes + t * kv.stride;
+      // Two sums, even and odd groups, to halve the chain of dependent FMAs.
+      __m256 dot[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+      auto add_group = [&](int g, __m256& sum) {
+        __m256 c[G::kVecs];
+        G::load(k, g, n_bytes, c);
+        for (int v = 0; v < G::kVecs; ++v)
+          sum = _mm256_fmadd_ps(_mm256_loadu_ps(qg + (g * G::kVecs + v) * 8), c[v], sum);
+      };
+      int g = 0;
+      for (; g + 2 <= groups; g += 2) {
+        add_group(g, dot[0]);
+        add_group(g + 1, dot[1]);
+      }
+      if (g < groups) add_group(g, dot[0]);
+      const float dot_sum = sum8(_mm256_add_ps(dot[0], dot[1]));
+      const size_t param = t * kv.param_stride;
+      scores[t] = (kv.k_scale[param] * dot_sum + kv.k_min[param] * q_sum) * inv_sqrt;
     }
-    if (g < groups) add_group(g, dot[0]);
-    const float dot_sum = sum8(_mm256_add_ps(dot[0], dot[1]));
-    const size_t param = t * kv.param_stride;
-    scores[t] = (kv.k_scale[param] * dot_sum + kv.k_min[param] * q_sum) * inv_sqrt;
   }
   float max = scores[0];
   for (int t = 1; t < n_pos; ++t) max = std::max(max, scores[t]);
@@ -377,6 +382,7 @@ void attend_avx2(const KvView& kv, const float* q, int n_pos, float* scores, flo
 
 }  // namespace
 
-const KernelTable kAvx2Kernels = {"avx2", block_dots_avx2, quantize_acts_avx2, attend_avx2};
+const KernelTable kAvx2Kernels = {"avx2", block_dots_avx2, quantize_acts_avx2, attend_avx2,
+                                   hadamard_avx2};
 
 }  // namespace rotor

@@ -74,7 +74,36 @@ struct KvView {
   const uint8_t* v_codes = nullptr;
   const float* v_scale = nullptr;
   const float* v_min = nullptr;
+  // k_group > 0: K is stored per channel over groups of k_group positions instead (KIVI,
+  // kv_kernels.h); positions [0, n_pos / k_group · k_group) are in complete groups, the rest
+  // are float rows, and k_codes, k_scale, k_min, stride and param_stride describe V only.
+  int k_group = 0;
+  // Group g, channel c: codes at k_group_codes + (g·head_dim + c)·k_group·bits/8, 8-bit in
+  // position order, 4-bit with position j in the low nibble of byte j and j + k_group/2 in the
+  // high nibble; k = k_group_scale·code + k_group_min, both at [g·head_dim + c].
+  const uint8_t* k_group_codes = nullptr;
+  const float* k_group_scale = nullptr;
+  const float* k_group_min = nullptr;
+  const float* k_float = nullptr;  // the row of position n_pos / k_group · k_group
+  size_t k_float_stride = 0;       // floats between rows
 };
+
+// One normalized Hadamard pass (engine/hadamard.h) on rows of n = 2^log2 · m floats, each row
+// viewed as 2^log2 blocks of m: x ← ((x ⊙ pre) · (H_{2^log2} ⊗ h)) ⊙ post, where h is m×m
+// (m = 1: h unused) and pre/post are n-vectors or null (= all ones).
+struct HadamardPlan {
+  size_t n = 0;
+  int log2 = 0;
+  int m = 1;
+  // h[b·m_pad + d] = h(b, d), ±1; columns m..m_pad−1 are zero so that a SIMD width dividing
+  // kHadamardPad reads whole vectors. m_pad = m rounded up to a multiple of kHadamardPad.
+  const float* h = nullptr;
+  int m_pad = 0;
+  const float* pre = nullptr;
+  const float* post = nullptr;
+};
+constexpr int kHadamardPad = 16;
+constexpr int kHadamardMaxM = 172;
 
 struct KernelTable {
   const char* name;
@@ -87,6 +116,8 @@ struct KernelTable {
                         QuantizedActs& a);
   // Attention of one query head over a quantized K/V cache, see KvView.
   void (*attend)(const KvView& kv, const float* q, int n_pos, float* scores, float* out);
+  // The Hadamard pass of p on rows x + r·stride, r < rows (in place).
+  void (*hadamard)(const HadamardPlan& p, float* x, int rows, size_t stride);
 };
 
 enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
@@ -116,6 +147,11 @@ void quantize_acts_scalar(const float* x, int cols, int n_tokens, const ActQuant
 void attend_scalar(const KvView& kv, const float* q, int n_pos, float* scores, float* out);
 // scores[t] ← exp(scores[t] − max) over n values; returns their sum (the softmax denominator).
 float exp_shifted(float* scores, int n);
+// The hadamard entry of each ISA (each defined in engine/kernels/hadamard_ISA.cpp).
+void hadamard_scalar(const HadamardPlan& p, float* x, int rows, size_t stride);
+void hadamard_avx2(const HadamardPlan& p, float* x, int rows, size_t stride);
+void hadamard_avx512(const HadamardPlan& p, float* x, int rows, size_t stride);
+void hadamard_neon(const HadamardPlan& p, float* x, int rows, size_t stride);
 
 }  // namespace rotor
 

@@ -21,6 +21,7 @@
 #endif
 
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/pack.h"
 
 // Functions that use UDOT are compiled for it regardless of the baseline -march, and only
@@ -460,28 +461,32 @@ void attend_neon(const KvView& kv, const float* q, int n_pos, float* scores, flo
   float q_sum = vaddvq_f32(qs);
   for (; i < hd; ++i) q_sum += q[i];
 
-  for (int t = 0; t < n_pos; ++t) {
-    const uint8_t* k = kv.k_codes + t * kv.stride;
-    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
-    i = 0;
-    for (; i < hd16; i += 16) {
-      const uint8x16_t c = load_codes16(k, i, bits);
-      const uint16x8_t c0 = vmovl_u8(vget_low_u8(c)), c1 = vmovl_high_u8(c);
-      a0 = vfmaq_f32(a0, vld1q_f32(q + i), widen_lo(c0));
-      a1 = vfmaq_f32(a1, vld1q_f32(q + i + 4), widen_hi(c0));
-      a2 = vfmaq_f32(a2, vld1q_f32(q + i + 8), widen_lo(c1));
-      a3 = vfmaq_f32(a3, vld1q_f32(q + i + 12), widen_hi(c1));
+  if (kv.k_group) {
+    kivi_scores_neon(kv, q, n_pos, scores);
+  } else {
+    for (int t = 0; t < n_pos; ++t) {
+      const uint8_t* k = kv.k_codes + t * kv.stride;
+      float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+      i = 0;
+      for (; i < hd16; i += 16) {
+        const uint8x16_t c = load_codes16(k, i, bits);
+        const uint16x8_t c0 = vmovl_u8(vget_low_u8(c)), c1 = vmovl_high_u8(c);
+        a0 = vfmaq_f32(a0, vld1q_f32(q + i), widen_lo(c0));
+        a1 = vfmaq_f32(a1, vld1q_f32(q + i + 4), widen_hi(c0));
+        a2 = vfmaq_f32(a2, vld1q_f32(q + i + 8), widen_lo(c1));
+        a3 = vfmaq_f32(a3, vld1q_f32(q + i + 12), widen_hi(c1));
+      }
+      if (i < hd8) {
+        const uint16x8_t c0 = vmovl_u8(load_codes8(k, i, bits));
+        a0 = vfmaq_f32(a0, vld1q_f32(q + i), widen_lo(c0));
+        a1 = vfmaq_f32(a1, vld1q_f32(q + i + 4), widen_hi(c0));
+        i += 8;
+      }
+      float dot = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+      for (; i < hd; ++i) dot += q[i] * static_cast<float>(code_at(k, i, bits));
+      scores[t] = (kv.k_scale[t * kv.param_stride] * dot + kv.k_min[t * kv.param_stride] * q_sum) *
+                  inv_sqrt;
     }
-    if (i < hd8) {
-      const uint16x8_t c0 = vmovl_u8(load_codes8(k, i, bits));
-      a0 = vfmaq_f32(a0, vld1q_f32(q + i), widen_lo(c0));
-      a1 = vfmaq_f32(a1, vld1q_f32(q + i + 4), widen_hi(c0));
-      i += 8;
-    }
-    float dot = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
-    for (; i < hd; ++i) dot += q[i] * static_cast<float>(code_at(k, i, bits));
-    scores[t] = (kv.k_scale[t * kv.param_stride] * dot + kv.k_min[t * kv.param_stride] * q_sum) *
-                inv_sqrt;
   }
 
   const float inv_sum = 1.0f / exp_shifted(scores, n_pos);
@@ -532,6 +537,7 @@ void attend_neon(const KvView& kv, const float* q, int n_pos, float* scores, flo
 
 }  // namespace
 
-const KernelTable kNeonKernels = {"neon", block_dots_neon, quantize_acts_neon, attend_neon};
+const KernelTable kNeonKernels = {"neon", block_dots_neon, quantize_acts_neon, attend_neon,
+                                   hadamard_neon};
 
 }  // namespace rotor

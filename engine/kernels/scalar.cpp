@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/pack.h"
 
 namespace rotor {
@@ -83,12 +84,16 @@ void attend_scalar(const KvView& kv, const float* q, int n_pos, float* scores, f
   };
   float q_sum = 0.0f;
   for (int i = 0; i < hd; ++i) q_sum += q[i];
-  for (int t = 0; t < n_pos; ++t) {
-    const uint8_t* k = kv.k_codes + t * kv.stride;
-    float dot = 0.0f;
-    for (int i = 0; i < hd; ++i) dot += q[i] * static_cast<float>(code(k, i));
-    scores[t] = (kv.k_scale[t * kv.param_stride] * dot + kv.k_min[t * kv.param_stride] * q_sum) *
-                inv_sqrt;
+  if (kv.k_group) {
+    kivi_scores_scalar(kv, q, n_pos, scores);
+  } else {
+    for (int t = 0; t < n_pos; ++t) {
+      const uint8_t* k = kv.k_codes + t * kv.stride;
+      float dot = 0.0f;
+      for (int i = 0; i < hd; ++i) dot += q[i] * static_cast<float>(code(k, i));
+      scores[t] = (kv.k_scale[t * kv.param_stride] * dot + kv.k_min[t * kv.param_stride] * q_sum) *
+                  inv_sqrt;
+    }
   }
   const float inv_sum = 1.0f / exp_shifted(scores, n_pos);
   float min_term = 0.0f;
@@ -104,6 +109,6 @@ void attend_scalar(const KvView& kv, const float* q, int n_pos, float* scores, f
 }
 
 const KernelTable kScalarKernels = {"scalar", block_dots_scalar, quantize_acts_scalar,
-                                    attend_scalar};
+                                    attend_scalar, hadamard_scalar};
 
 }  // namespace rotor
