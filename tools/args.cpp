@@ -1,6 +1,7 @@
 #include "tools/args.h"
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
@@ -123,6 +124,16 @@ double Args::get_float(const std::string& name, double fallback, double lo, doub
     throw Error("option '--" + name + buf);
   }
   return v;
+}
+
+int Args::get_choice(const std::string& name, int fallback,
+                     std::initializer_list<int> allowed) const {
+  const int v = static_cast<int>(get_int(name, fallback, INT32_MIN, INT32_MAX));
+  for (int a : allowed)
+    if (v == a) return v;
+  std::string list;
+  for (int a : allowed) list += (list.empty() ? "" : ", ") + std::to_string(a);
+  throw Error("option '--" + name + "' = " + std::to_string(v) + " is not one of " + list);
 }
 
 std::string Args::help() const {

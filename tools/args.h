@@ -1,6 +1,7 @@
 // Command-line options of one subcommand: declared once, parsed strictly (an unknown flag or a
 // malformed value is an Error naming it), and rendered as that subcommand's --help.
 #pragma once
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
@@ -27,6 +28,8 @@ class Args {
   // Typed getters: an unparsable or out-of-range value is an Error naming the flag.
   long long get_int(const std::string& name, long long fallback, long long lo, long long hi) const;
   double get_float(const std::string& name, double fallback, double lo, double hi) const;
+  // An integer that must be one of `allowed`; an Error lists them otherwise.
+  int get_choice(const std::string& name, int fallback, std::initializer_list<int> allowed) const;
   const std::vector<std::string>& positional() const { return positional_; }
   std::string help() const;
 

@@ -23,6 +23,7 @@ const Command kCommands[] = {
     {"info", rotor::cmd_info, "describe a model file"},
     {"quantize", rotor::cmd_quantize, "write a compact quantized model file"},
     {"bench", rotor::cmd_bench, "prefill/decode tokens/s, memory and decode roofline"},
+    {"synth", rotor::cmd_synth, "write a random-weight file with a known model's shapes"},
 };
 
 void print_help() {

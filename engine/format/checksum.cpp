@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstring>
 
 #include "engine/format/rotor_format.h"
@@ -18,17 +19,37 @@ inline uint64_t load64(const uint8_t* p) {
 inline uint64_t lane(uint64_t acc, uint64_t v) { return rotl(acc + v * kP2, 31) * kP1; }
 }  // namespace
 
-uint64_t checksum(const void* data, size_t size) {
+Checksum::Checksum() : lanes_{kP1 + kP2, kP2, 0, 0 - kP1} {}
+
+void Checksum::stripes(const uint8_t* p, size_t n) {
+  for (const uint8_t* end = p + n; p < end; p += 32)
+    for (int i = 0; i < 4; ++i) lanes_[i] = lane(lanes_[i], load64(p + 8 * i));
+}
+
+void Checksum::update(const void* data, size_t size) {
   const uint8_t* p = static_cast<const uint8_t*>(data);
-  const uint8_t* end = p + size;
-  uint64_t a = kP1 + kP2, b = kP2, c = 0, d = 0 - kP1;
-  for (; end - p >= 32; p += 32) {
-    a = lane(a, load64(p));
-    b = lane(b, load64(p + 8));
-    c = lane(c, load64(p + 16));
-    d = lane(d, load64(p + 24));
+  total_ += size;
+  if (pending_ > 0) {  // complete the stripe left over from the last call first
+    const size_t take = std::min(size, sizeof tail_ - pending_);
+    std::memcpy(tail_ + pending_, p, take);
+    pending_ += take;
+    p += take;
+    size -= take;
+    if (pending_ < sizeof tail_) return;
+    stripes(tail_, sizeof tail_);
+    pending_ = 0;
   }
-  uint64_t h = rotl(a, 1) + rotl(b, 7) + rotl(c, 12) + rotl(d, 18) + size;
+  const size_t whole = size / 32 * 32;
+  stripes(p, whole);
+  pending_ = size - whole;
+  std::memcpy(tail_, p + whole, pending_);
+}
+
+uint64_t Checksum::digest() const {
+  const uint64_t a = lanes_[0], b = lanes_[1], c = lanes_[2], d = lanes_[3];
+  uint64_t h = rotl(a, 1) + rotl(b, 7) + rotl(c, 12) + rotl(d, 18) + total_;
+  const uint8_t* p = tail_;
+  const uint8_t* end = tail_ + pending_;
   for (; end - p >= 8; p += 8) h = rotl(h ^ lane(0, load64(p)), 27) * kP1 + kP3;
   for (; p < end; ++p) h = rotl(h ^ (*p * kP3), 11) * kP1;
   h ^= h >> 33;
@@ -37,6 +58,12 @@ uint64_t checksum(const void* data, size_t size) {
   h *= kP3;
   h ^= h >> 32;
   return h;
+}
+
+uint64_t checksum(const void* data, size_t size) {
+  Checksum c;
+  c.update(data, size);
+  return c.digest();
 }
 
 }  // namespace rotor::format

@@ -43,6 +43,22 @@ static_assert(sizeof(SectionEntry) == 32, "directory layout");
 // enough to catch corruption and truncation; not a defence against tampering.
 uint64_t checksum(const void* data, size_t size);
 
+// The same checksum over bytes that arrive in pieces (a section streamed to disk).
+class Checksum {
+ public:
+  Checksum();
+  void update(const void* data, size_t size);
+  uint64_t digest() const;
+
+ private:
+  void stripes(const uint8_t* p, size_t n);  // n a multiple of 32
+
+  uint64_t lanes_[4];
+  uint64_t total_ = 0;
+  uint8_t tail_[32] = {};  // the bytes of an unfinished stripe
+  size_t pending_ = 0;
+};
+
 inline size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 }  // namespace rotor::format

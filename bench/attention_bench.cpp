@@ -1,0 +1,56 @@
+// attend: one query head over a 4- or 8-bit K/V cache (per-position scale and minimum), head
+// size 128. Bytes are the cache codes and parameters read; ops the q·k and p·v multiply-adds.
+#include <random>
+#include <vector>
+
+#include "bench/bench.h"
+
+namespace rotor::bench {
+
+namespace {
+
+constexpr int kHeadDim = 128;
+
+void run(benchmark::State& state, Isa isa, int bits, int n_pos) {
+  const size_t head_bytes = static_cast<size_t>(kHeadDim) * bits / 8;
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<uint8_t> k_codes(n_pos * head_bytes), v_codes(n_pos * head_bytes);
+  for (uint8_t& c : k_codes) c = static_cast<uint8_t>(rng());
+  for (uint8_t& c : v_codes) c = static_cast<uint8_t>(rng());
+  std::vector<float> k_scale(n_pos, 0.01f), k_min(n_pos, -0.5f), v_scale(n_pos, 0.01f),
+      v_min(n_pos, -0.5f), q(kHeadDim), scores(n_pos), out(kHeadDim);
+  for (float& v : q) v = uniform(rng);
+  KvView kv;
+  kv.head_dim = kHeadDim;
+  kv.bits = bits;
+  kv.stride = head_bytes;
+  kv.param_stride = 1;
+  kv.k_codes = k_codes.data();
+  kv.k_scale = k_scale.data();
+  kv.k_min = k_min.data();
+  kv.v_codes = v_codes.data();
+  kv.v_scale = v_scale.data();
+  kv.v_min = v_min.data();
+  const KernelTable& k = kernels_for(isa);
+  for (auto _ : state) {
+    k.attend(kv, q.data(), n_pos, scores.data(), out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  set_work(state, 2.0 * n_pos * (head_bytes + 2 * sizeof(float)), 4.0 * n_pos * kHeadDim);
+}
+
+}  // namespace
+
+void register_attention(Isa isa) {
+  for (int bits : {4, 8})
+    for (int n_pos : {512, 4096}) {
+      const std::string detail = "kv" + std::to_string(bits) + "/d" + std::to_string(kHeadDim) +
+                                 "/pos" + std::to_string(n_pos);
+      benchmark::RegisterBenchmark(bench_name("attend", isa, detail).c_str(), run, isa, bits,
+                                   n_pos)
+          ->Unit(benchmark::kMicrosecond);
+    }
+}
+
+}  // namespace rotor::bench

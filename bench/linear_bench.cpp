@@ -1,0 +1,54 @@
+// block_dots, the integer core of every quantized linear layer: one call over all rows, as
+// GEMV (decode, 1 token) and GEMM (prefill). Weight bytes are the packed codes it reads.
+#include <random>
+#include <vector>
+
+#include "bench/bench.h"
+#include "quant/synth_model.h"
+
+namespace rotor::bench {
+
+namespace {
+
+struct Shape {
+  int rows, cols;  // out × in
+};
+// LLaMA-2-7B q/k/v/o, gate/up, down; TinyLlama gate/up.
+const Shape kShapes[] = {{4096, 4096}, {11008, 4096}, {4096, 11008}, {5632, 2048}};
+// Prompt lengths for GEMM; the scalar reference only runs the shortest (it is that slow).
+const int kPrefillTokens[] = {64, 512};
+
+void run(benchmark::State& state, Isa isa, Shape shape, int bits, int tokens) {
+  const QuantizedMatrix m = RandomPackedMatrices(1)(shape.rows, shape.cols, {bits, 0, false, 0});
+  const PackedMatrix w = m.view();
+  std::mt19937 rng(2);
+  std::vector<uint8_t> q(static_cast<size_t>(tokens) * w.cols_padded);
+  for (uint8_t& v : q) v = static_cast<uint8_t>(rng());
+  std::vector<int32_t> dots(static_cast<size_t>(tokens) * w.rows * w.blocks());
+  const KernelTable& k = kernels_for(isa);
+  for (auto _ : state) {
+    k.block_dots(w, q.data(), w.cols_padded, tokens, 0, w.rows, dots.data());
+    benchmark::DoNotOptimize(dots.data());
+  }
+  set_work(state, static_cast<double>(w.rows) * w.row_bytes(),
+           2.0 * w.rows * w.cols_padded * tokens);
+}
+
+}  // namespace
+
+void register_linear(Isa isa) {
+  auto add = [&](Shape s, int bits, int tokens) {
+    const std::string detail = std::to_string(s.rows) + "x" + std::to_string(s.cols) + "/w" +
+                               std::to_string(bits) + "/t" + std::to_string(tokens);
+    benchmark::RegisterBenchmark(bench_name(tokens == 1 ? "gemv" : "gemm", isa, detail).c_str(),
+                                 run, isa, s, bits, tokens)
+        ->Unit(benchmark::kMicrosecond);
+  };
+  for (const Shape& s : kShapes)
+    for (int bits : {4, 8}) add(s, bits, 1);
+  for (const Shape& s : {kShapes[0], kShapes[1]})
+    for (int tokens : kPrefillTokens)
+      if (isa != Isa::kScalar || tokens == kPrefillTokens[0]) add(s, 4, tokens);
+}
+
+}  // namespace rotor::bench
