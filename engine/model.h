@@ -8,6 +8,7 @@
 
 #include "engine/config.h"
 #include "engine/embedding.h"
+#include "engine/hadamard.h"
 #include "engine/linear.h"
 #include "engine/mapped_file.h"
 #include "engine/recipe.h"
@@ -19,6 +20,20 @@ struct LayerWeights {
   std::unique_ptr<Linear> wq, wk, wv, wo;
   const float* ffn_norm = nullptr;  // [dim]
   std::unique_ptr<Linear> w_gate, w_up, w_down;
+
+  // Online steps of a rotated model (METHODS.md §2-4); nullptr = none.
+  const float* down_scale = nullptr;  // [hidden]: BDQ's 1/s on the down_proj input, after R4
+  // psot-layer: block-diagonal basis changes of the residual stream ([blocks, D/b, D/b]),
+  // applied before adding the attention output and before adding the MLP output.
+  const float* resid_attn = nullptr;
+  const float* resid_mlp = nullptr;
+};
+
+// The online rotations of a rotated model (METHODS.md §2); nullptr = none.
+struct OnlineRotations {
+  std::unique_ptr<HadamardTransform> qk;    // R3: head-wise on Q and K after RoPE
+  std::unique_ptr<HadamardTransform> down;  // R4: on the down_proj input
+  int resid_blocks = 1;                     // blocks of resid_attn / resid_mlp
 };
 
 struct Model {
@@ -30,6 +45,7 @@ struct Model {
 
   std::unique_ptr<Embedding> embedding;  // [vocab, dim]
   std::vector<LayerWeights> layers;
+  OnlineRotations online;
   const float* final_norm = nullptr;  // [dim]
   std::unique_ptr<Linear> classifier;  // [vocab, dim]
 

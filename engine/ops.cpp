@@ -1,6 +1,9 @@
 #include "engine/ops.h"
 
+#include <cblas.h>
+
 #include <cmath>
+#include <cstring>
 
 namespace rotor {
 
@@ -52,6 +55,15 @@ void Rope::apply(float* row, int n_heads, int pos) const {
       v[2 * j + 1] = a * s[j] + b * c[j];
     }
   }
+}
+
+void blockdiag_matmul(float* x, int rows, int dim, const float* blocks, int n_blocks,
+                      float* scratch) {
+  const int b = dim / n_blocks;
+  for (int k = 0; k < n_blocks; ++k)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, b, b, 1.0f, x + k * b, dim,
+                blocks + static_cast<size_t>(k) * b * b, b, 0.0f, scratch + k * b, dim);
+  std::memcpy(x, scratch, sizeof(float) * rows * dim);
 }
 
 }  // namespace rotor

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "engine/error.h"
+#include "engine/threads.h"
 
 namespace rotor {
 
@@ -26,7 +27,8 @@ Session::Session(const Model& model, int ctx)
       ctx_(resolve_ctx(model.config, ctx)),
       max_batch_(std::min(ctx_, kMaxPrefillBlock)),
       rope_(c_.head_dim(), ctx_, c_.rope_theta),
-      cache_(c_.n_layers, ctx_, c_.n_kv_heads, c_.head_dim(), model.kv_bits()) {
+      cache_(c_.n_layers, ctx_, c_.n_kv_heads, c_.head_dim(), model.kv_bits(),
+             model.recipe.kv_k_group) {
   const size_t B = max_batch_;
   x_.resize(B * c_.dim);
   xb_.resize(B * c_.dim);
@@ -83,6 +85,7 @@ const float* Session::decode(int token) {
 void Session::forward(const int* tokens, int n, int logit_rows) {
   const int D = c_.dim, KV = c_.kv_dim(), I = c_.hidden_dim, hd = c_.head_dim();
   const int group = c_.n_heads / c_.n_kv_heads;
+  const OnlineRotations& online = model_.online;
   for (int r = 0; r < n; ++r)
     model_.embedding->lookup(tokens[r], &x_[r * D]);
 
@@ -97,14 +100,23 @@ void Session::forward(const int* tokens, int n, int logit_rows) {
       const int pos = pos_ + r;
       rope_.apply(&q_[r * D], c_.n_heads, pos);
       rope_.apply(&k_[r * KV], c_.n_kv_heads, pos);
+      if (online.qk) {  // R3: cancels in q·kᵀ, spreads K's outlier channels before the cache
+        online.qk->apply_rows(&q_[r * D], c_.n_heads, hd);
+        online.qk->apply_rows(&k_[r * KV], c_.n_kv_heads, hd);
+      }
       cache_.store(l, pos, &k_[r * KV], &v_[r * KV]);
     }
-    for (int r = 0; r < n; ++r)
-      for (int h = 0; h < c_.n_heads; ++h)
-        cache_.attend(l, h / group, &q_[r * D + h * hd], pos_ + r + 1, scores_.data(),
-                      &att_[r * D + h * hd]);
+    // One task per (token, head); each worker has its own row of scores.
+    scores_.resize(static_cast<size_t>(ctx_) * thread_pool().size());
+    thread_pool().parallel_for(n * c_.n_heads, [&](int task, int worker) {
+      const int r = task / c_.n_heads, h = task % c_.n_heads;
+      cache_.attend(l, h / group, &q_[r * D + h * hd], pos_ + r + 1,
+                    &scores_[static_cast<size_t>(worker) * ctx_], &att_[r * D + h * hd]);
+    });
     if (observer_) observer_->observe(l, LinearInput::kAttentionOut, att_.data(), n, D);
     w.wo->forward(att_.data(), n, xb_.data());
+    if (w.resid_attn)
+      blockdiag_matmul(x_.data(), n, D, w.resid_attn, online.resid_blocks, att_.data());
     for (int i = 0; i < n * D; ++i) x_[i] += xb_[i];
 
     for (int r = 0; r < n; ++r) rmsnorm(&x_[r * D], w.ffn_norm, D, c_.norm_eps, &xb_[r * D]);
@@ -112,8 +124,12 @@ void Session::forward(const int* tokens, int n, int logit_rows) {
     w.w_gate->forward(xb_.data(), n, gate_.data());
     w.w_up->forward(xb_.data(), n, up_.data());
     swiglu(gate_.data(), up_.data(), n * I);
+    // R4, with BDQ's 1/s fused into its last pass (without R4, s is folded into up_proj).
+    if (online.down) online.down->apply_rows(gate_.data(), n, I, w.down_scale);
     if (observer_) observer_->observe(l, LinearInput::kMlpDown, gate_.data(), n, I);
     w.w_down->forward(gate_.data(), n, xb_.data());
+    if (w.resid_mlp)
+      blockdiag_matmul(x_.data(), n, D, w.resid_mlp, online.resid_blocks, att_.data());
     for (int i = 0; i < n * D; ++i) x_[i] += xb_[i];
   }
   pos_ += n;

@@ -54,26 +54,66 @@ void HessianCollector::observe(int layer, LinearInput which, const float* x, int
               h.data(), cols);
 }
 
-const std::vector<double>& HessianCollector::hessian(int layer, LinearInput which) const {
-  return h_[layer][static_cast<int>(which)];
-}
-
-void HessianCollector::collect(const Model& model, const std::vector<std::vector<int>>& windows,
-                               const std::function<void(int, int)>& progress) {
-  const int ctx = static_cast<int>(windows.front().size());
-  Session session(model, ctx);
-  session.set_observer(this);
-  for (size_t w = 0; w < windows.size(); ++w) {
-    session.reset();
-    session.prefill(windows[w]);
-    if (progress) progress(static_cast<int>(w + 1), static_cast<int>(windows.size()));
-  }
-  for (auto& layer : h_)  // mirror the upper triangle dsyrk filled
-    for (auto& h : layer) {
+void HessianCollector::finish() {
+  for (auto& per_layer : h_)
+    for (auto& h : per_layer) {
       const size_t n = static_cast<size_t>(std::sqrt(static_cast<double>(h.size())));
       for (size_t i = 0; i < n; ++i)
         for (size_t j = 0; j < i; ++j) h[i * n + j] = h[j * n + i];
     }
+}
+
+const std::vector<double>& HessianCollector::hessian(int layer, LinearInput which) const {
+  return h_[layer][static_cast<int>(which)];
+}
+
+ActivationRecorder::ActivationRecorder(int n_layers, std::vector<LinearInput> kinds, int stride)
+    : rows_(n_layers), kinds_(std::move(kinds)), stride_(std::max(1, stride)) {}
+
+void ActivationRecorder::observe(int layer, LinearInput which, const float* x, int rows,
+                                 int cols) {
+  if (std::find(kinds_.begin(), kinds_.end(), which) == kinds_.end()) return;
+  Rows& r = rows_[layer][static_cast<int>(which)];
+  r.cols = cols;
+  // Rows of a window arrive in one prefill: sample positions stride-1, 2·stride-1, ...
+  for (int t = stride_ - 1; t < rows; t += stride_) {
+    r.data.insert(r.data.end(), x + static_cast<size_t>(t) * cols, x + static_cast<size_t>(t + 1) * cols);
+    r.window_of.push_back(window_);
+  }
+}
+
+const ActivationRecorder::Rows& ActivationRecorder::rows(int layer, LinearInput which) const {
+  return rows_[layer][static_cast<int>(which)];
+}
+
+namespace {
+// Shows one forward pass to several observers.
+class ObserverFanOut final : public ActivationObserver {
+ public:
+  explicit ObserverFanOut(const std::vector<CalibrationObserver*>& o) : o_(o) {}
+  void observe(int layer, LinearInput which, const float* x, int rows, int cols) override {
+    for (CalibrationObserver* o : o_) o->observe(layer, which, x, rows, cols);
+  }
+
+ private:
+  const std::vector<CalibrationObserver*>& o_;
+};
+}  // namespace
+
+void run_calibration(const Model& model, const std::vector<std::vector<int>>& windows,
+                     const std::vector<CalibrationObserver*>& observers,
+                     const std::function<void(int, int)>& progress) {
+  const int ctx = static_cast<int>(windows.front().size());
+  Session session(model, ctx);
+  ObserverFanOut fan(observers);
+  session.set_observer(&fan);
+  for (size_t w = 0; w < windows.size(); ++w) {
+    for (CalibrationObserver* o : observers) o->start_window(static_cast<int>(w));
+    session.reset();
+    session.prefill(windows[w]);
+    if (progress) progress(static_cast<int>(w + 1), static_cast<int>(windows.size()));
+  }
+  for (CalibrationObserver* o : observers) o->finish();
 }
 
 }  // namespace rotor

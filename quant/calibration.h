@@ -18,19 +18,54 @@ namespace rotor {
 std::vector<std::vector<int>> calibration_windows(const Tokenizer& tok, const std::string& text,
                                                   int windows, int ctx, uint64_t seed, int bos);
 
-class HessianCollector final : public ActivationObserver {
+// Something that studies the linear layers' inputs over calibration windows.
+class CalibrationObserver : public ActivationObserver {
+ public:
+  // Called before window w's forward pass.
+  virtual void start_window(int /*w*/) {}
+  // Called after the last window.
+  virtual void finish() {}
+};
+
+// Runs the model over the windows (each from position 0) with every observer watching the
+// linear layers' inputs, calling progress(done, total) per window.
+void run_calibration(const Model& model, const std::vector<std::vector<int>>& windows,
+                     const std::vector<CalibrationObserver*>& observers,
+                     const std::function<void(int, int)>& progress);
+
+class HessianCollector final : public CalibrationObserver {
  public:
   explicit HessianCollector(const ModelConfig& c);
   void observe(int layer, LinearInput which, const float* x, int rows, int cols) override;
+  void finish() override;  // mirrors the upper triangle dsyrk filled
   // [cols, cols], symmetric, for the linears that read `which` in `layer`.
   const std::vector<double>& hessian(int layer, LinearInput which) const;
-  // Runs the model over the windows, calling progress(done, total) per window.
-  void collect(const Model& model, const std::vector<std::vector<int>>& windows,
-               const std::function<void(int, int)>& progress);
 
  private:
-  std::vector<std::array<std::vector<double>, 4>> h_;  // [layer][LinearInput], upper triangle filled
+  std::vector<std::array<std::vector<double>, 4>> h_;  // [layer][LinearInput]
   std::vector<double> xd_;
+};
+
+// Keeps the inputs themselves: every `stride`-th row of each observed input, with the window
+// each row came from (rows arrive window by window, in order).
+class ActivationRecorder final : public CalibrationObserver {
+ public:
+  ActivationRecorder(int n_layers, std::vector<LinearInput> kinds, int stride);
+  void observe(int layer, LinearInput which, const float* x, int rows, int cols) override;
+  void start_window(int w) override { window_ = w; }
+  struct Rows {
+    int cols = 0;
+    std::vector<float> data;     // [n, cols]
+    std::vector<int> window_of;  // [n]
+    int n() const { return cols ? static_cast<int>(data.size() / cols) : 0; }
+  };
+  const Rows& rows(int layer, LinearInput which) const;
+
+ private:
+  std::vector<std::array<Rows, 4>> rows_;
+  std::vector<LinearInput> kinds_;
+  int stride_;
+  int window_ = -1;
 };
 
 }  // namespace rotor

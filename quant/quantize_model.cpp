@@ -4,7 +4,12 @@
 #include <memory>
 
 #include "engine/error.h"
+#include "quant/bdq_model.h"
 #include "quant/calibration.h"
+#include "quant/float_model.h"
+#include "quant/layer_error.h"
+#include "quant/rotate_model.h"
+#include "quant/rotations.h"
 #include "quant/rotor_writer.h"
 #include "quant/weight_quantizer.h"
 
@@ -15,13 +20,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::vector<float> weights_of(const Linear& l) {
-  std::vector<float> w(static_cast<size_t>(l.out_features()) * l.in_features());
-  l.to_float(w.data());
-  return w;
-}
+// Calibration rows kept per input for the activation clip search.
+constexpr int kClipSampleRows = 512;
 
-// Float storage of the embedding / classifier for embed_bits 16 or 32.
+// Float storage for 16/32-bit tensors.
 void add_float(RotorFileWriter& out, int bits, const std::string& name, const std::vector<float>& t,
                std::vector<int64_t> shape) {
   if (bits == 16)
@@ -30,37 +32,79 @@ void add_float(RotorFileWriter& out, int bits, const std::string& name, const st
     out.add_f32(name, t, shape);
 }
 
+void add_hadamard(RotorFileWriter& out, const std::string& name, const HadamardSpec& h) {
+  if (h.n == 0) return;
+  const int m = static_cast<int>(std::sqrt(static_cast<double>(h.h_m.size())));
+  out.add_online_hadamard(name, h.n, h.seed, m);
+  if (m > 1) out.add_f16("online." + name + ".factor", std::vector<float>(h.h_m.begin(), h.h_m.end()), {m, m});
+}
+
 }  // namespace
 
+bool recipe_calibrates(const Recipe& r) {
+  return r.weights == "gptq" || r.rotation == "psot" || r.rotation == "psot-layer" || r.bdq;
+}
+
 QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Recipe& r,
-                              const std::string& calib_text, const std::string& chat_template,
-                              const std::string& out_path,
+                              const QuantizeInputs& in, const std::string& out_path,
                               const std::function<void(const QuantizeProgress&)>& progress) {
   const auto start = Clock::now();
   const ModelConfig& c = src.config;
-  const int D = c.dim, V = c.vocab_size, hd = c.head_dim();
-  const bool gptq = r.weights == "gptq";
+  const int D = c.dim, V = c.vocab_size, KV = c.kv_dim(), I = c.hidden_dim, hd = c.head_dim();
+  const bool float_weights = r.w_bits >= 16;
+  const bool gptq = r.weights == "gptq" && !float_weights;
+  // Activation clip factors are searched whenever there is calibration text (else 1.0).
+  const bool clip_search = r.a_bits < 16 && !float_weights && !in.calib_text.empty();
 
+  if (recipe_calibrates(r) && in.calib_text.empty())
+    throw Error("this recipe calibrates (GPTQ, PSOT or BDQ): name a text with --calib FILE");
+  std::vector<std::vector<int>> windows;
+  if (!in.calib_text.empty())
+    windows = calibration_windows(tok, in.calib_text, r.calib_windows, r.calib_ctx, r.seed, c.bos_id);
+
+  // The transforms work on a float copy; each keeps the model's function exact.
+  FloatModel fm = float_model_of(src);
+  const bool transformed = r.rotation != "none" || r.bdq;
+  if (transformed) fold_norms(fm);
+  if (r.rotation != "none") rotate_model(fm, r, windows, in.hadamard_dir, progress);
+  if (r.bdq) apply_bdq(fm, r, windows, progress);
+
+  // The final model's linear inputs: Hessians for GPTQ, samples for the clip search.
   std::unique_ptr<HessianCollector> hessians;
+  std::unique_ptr<ActivationRecorder> samples;
+  std::vector<CalibrationObserver*> observers;
   if (gptq) {
-    if (calib_text.empty()) throw Error("GPTQ needs calibration text (--calib FILE)");
-    const auto windows = calibration_windows(tok, calib_text, r.calib_windows, r.calib_ctx,
-                                             r.seed, c.bos_id);
     hessians = std::make_unique<HessianCollector>(c);
+    observers.push_back(hessians.get());
+  }
+  if (clip_search) {
+    const size_t tokens = windows.size() * windows.front().size();
+    samples = std::make_unique<ActivationRecorder>(
+        c.n_layers,
+        std::vector<LinearInput>{LinearInput::kAttention, LinearInput::kAttentionOut,
+                                 LinearInput::kMlp, LinearInput::kMlpDown},
+        static_cast<int>(std::max<size_t>(1, tokens / kClipSampleRows)));
+    observers.push_back(samples.get());
+  }
+  if (!observers.empty()) {
+    const std::unique_ptr<Model> model = to_model(fm);
     auto t = Clock::now();
-    hessians->collect(src, windows, [&](int done, int total) {
-      progress({"calibrate", done, total, since(t)});
+    run_calibration(*model, windows, observers, [&](int done, int total) {
+      progress({"calibrate", done, total, since(t), ""});
       t = Clock::now();
     });
   }
 
-  RotorFileWriter out(c, r, src.tokenizer_proto);
-  if (!chat_template.empty()) out.set_chat_template(chat_template);
-  // Embedding (and the tied classifier, which reads the same matrix).
-  std::vector<float> emb(static_cast<size_t>(V) * D);
-  for (int v = 0; v < V; ++v) src.embedding->lookup(v, &emb[static_cast<size_t>(v) * D]);
-  // The classifier's input stays at 8 bits even in A4 recipes (METHODS.md §1: kept in higher
-  // precision); with float activations it stays float.
+  ModelConfig out_config = c;
+  out_config.tied_embeddings = c.tied_embeddings && !transformed;
+  RotorFileWriter out(out_config, r, src.tokenizer_proto);
+  if (!in.chat_template.empty()) out.set_chat_template(in.chat_template);
+  add_hadamard(out, "qk_hadamard", fm.qk_hadamard);
+  add_hadamard(out, "down_hadamard", fm.down_hadamard);
+  out.set_resid_blocks(fm.resid_blocks);
+
+  // The embedding and classifier: 8-bit rows read by 8-bit activations (METHODS.md §1: kept
+  // in higher precision even in A4 recipes), or floats.
   const ActQuantParams head_act{r.a_bits >= 16 ? 16 : 8, 0, 0, 1.0f, 1.0f};
   auto add_head = [&](const std::string& name, const std::vector<float>& t) {
     if (r.embed_bits == 8) {
@@ -72,7 +116,7 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
       add_float(out, r.embed_bits, name, t, {V, D});
     }
   };
-  add_head("tok_embeddings", emb);
+  add_head("tok_embeddings", fm.embedding);
 
   const WeightQuantSpec spec{r.w_bits, r.group, r.w_sym, 0};
   WeightQuantSpec o_spec = spec;
@@ -82,32 +126,57 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
 
   for (int i = 0; i < c.n_layers; ++i) {
     auto t = Clock::now();
-    const LayerWeights& l = src.layers[i];
+    const FloatLayer& l = fm.layers[i];
     const std::string p = "layers." + std::to_string(i) + ".";
-    auto quantize = [&](const std::string& name, const Linear& lin, LinearInput input,
-                        const WeightQuantSpec& s, const ActQuantParams& a) {
-      const std::vector<float> w = weights_of(lin);
-      QuantizedMatrix m =
-          gptq ? quantize_gptq(w.data(), lin.out_features(), lin.in_features(),
-                               hessians->hessian(i, input), s)
-               : quantize_rtn(w.data(), lin.out_features(), lin.in_features(), s);
+    // The linears reading one input: quantized weights, then the input's clip factors chosen
+    // against all of them together.
+    auto quantize = [&](LinearInput input, const std::vector<std::pair<std::string, const std::vector<float>*>>& ws,
+                        const std::vector<int>& outs, const WeightQuantSpec& s, const ActQuantParams& a) {
+      const int cols = static_cast<int>(ws[0].second->size() / outs[0]);
+      if (float_weights) {
+        for (const auto& [name, w] : ws) add_float(out, r.w_bits, p + name, *w, {static_cast<int64_t>(w->size() / cols), cols});
+        return;
+      }
+      std::vector<QuantizedMatrix> ms;
+      for (size_t k = 0; k < ws.size(); ++k)
+        ms.push_back(gptq ? quantize_gptq(ws[k].second->data(), outs[k], cols,
+                                          hessians->hessian(i, input), s)
+                          : quantize_rtn(ws[k].second->data(), outs[k], cols, s));
       ActQuantParams stored = a;
-      if (stored.segment == 0) stored.segment = m.cols_padded;
-      out.add_packed(p + name, m, stored);
+      if (clip_search) {
+        std::vector<std::vector<float>> deq;
+        std::vector<const float*> w, wq;
+        for (size_t k = 0; k < ms.size(); ++k) {
+          deq.emplace_back(static_cast<size_t>(outs[k]) * cols);
+          dequantize_rows(ms[k].view(), 0, outs[k], deq.back().data());
+          w.push_back(ws[k].second->data());
+          wq.push_back(deq.back().data());
+        }
+        const ActivationRecorder::Rows& x = samples->rows(i, input);
+        stored = choose_act_clip(x.data.data(), x.n(), cols, w, wq, outs, a);
+      }
+      if (stored.segment == 0) stored.segment = ms[0].cols_padded;
+      for (size_t k = 0; k < ms.size(); ++k) out.add_packed(p + ws[k].first, ms[k], stored);
     };
-    out.add_f32(p + "attn_norm", std::vector<float>(l.attn_norm, l.attn_norm + D), {D});
-    quantize("wq", *l.wq, LinearInput::kAttention, spec, act);
-    quantize("wk", *l.wk, LinearInput::kAttention, spec, act);
-    quantize("wv", *l.wv, LinearInput::kAttention, spec, act);
-    quantize("wo", *l.wo, LinearInput::kAttentionOut, o_spec, o_act);
-    out.add_f32(p + "ffn_norm", std::vector<float>(l.ffn_norm, l.ffn_norm + D), {D});
-    quantize("w_gate", *l.w_gate, LinearInput::kMlp, spec, act);
-    quantize("w_up", *l.w_up, LinearInput::kMlp, spec, act);
-    quantize("w_down", *l.w_down, LinearInput::kMlpDown, spec, act);
-    progress({"quantize", i + 1, c.n_layers, since(t)});
+    out.add_f32(p + "attn_norm", l.attn_norm, {D});
+    quantize(LinearInput::kAttention, {{"wq", &l.wq}, {"wk", &l.wk}, {"wv", &l.wv}}, {D, KV, KV}, spec, act);
+    quantize(LinearInput::kAttentionOut, {{"wo", &l.wo}}, {D}, o_spec, o_act);
+    out.add_f32(p + "ffn_norm", l.ffn_norm, {D});
+    quantize(LinearInput::kMlp, {{"w_gate", &l.w_gate}, {"w_up", &l.w_up}}, {I, I}, spec, act);
+    quantize(LinearInput::kMlpDown, {{"w_down", &l.w_down}}, {D}, spec, act);
+    if (!l.down_scale.empty()) out.add_f32(p + "down_scale", l.down_scale, {I});
+    if (!l.resid_attn.empty()) {
+      const int64_t b = fm.resid_blocks, n = D / fm.resid_blocks;
+      out.add_f32(p + "resid_attn", l.resid_attn, {b, n, n});
+    }
+    if (!l.resid_mlp.empty()) {
+      const int64_t b = fm.resid_blocks, n = D / fm.resid_blocks;
+      out.add_f32(p + "resid_mlp", l.resid_mlp, {b, n, n});
+    }
+    progress({"quantize", i + 1, c.n_layers, since(t), ""});
   }
-  out.add_f32("final_norm", std::vector<float>(src.final_norm, src.final_norm + D), {D});
-  if (!c.tied_embeddings) add_head("classifier", weights_of(*src.classifier));
+  out.add_f32("final_norm", fm.final_norm, {D});
+  if (!out_config.tied_embeddings) add_head("classifier", fm.classifier);
 
   QuantizeReport report;
   report.file_bytes = out.write(out_path);

@@ -10,9 +10,10 @@
 namespace rotor {
 
 struct QuantizeProgress {
-  std::string stage;  // "calibrate", "quantize"
+  std::string stage;  // "calibrate", "psot", "bdq", "quantize"
   int done = 0, total = 0;
   double seconds = 0.0;  // time of the step just finished (a window or a layer)
+  std::string note;      // a line worth logging ("" = none), e.g. PSOT's objective per layer
 };
 
 struct QuantizeReport {
@@ -21,11 +22,20 @@ struct QuantizeReport {
   double seconds = 0.0;
 };
 
-// calib_text is needed for GPTQ (recipe.weights == "gptq"); recipe.calib names it.
-// chat_template names the model's chat template in the file ("" = none).
+struct QuantizeInputs {
+  // Calibration text: needed by GPTQ, PSOT and BDQ; with it, activation clip factors are
+  // searched too (the recipe names the file in recipe.calib). "" = none.
+  std::string calib_text;
+  std::string chat_template;  // the model's chat template to name in the file ("" = none)
+  std::string hadamard_dir;   // the stored Hadamard factors (hadM.txt), for rotations
+};
+
+// True when the recipe cannot do without calibration text.
+bool recipe_calibrates(const Recipe& recipe);
+
 QuantizeReport quantize_model(const Model& source, const Tokenizer& tokenizer,
-                              const Recipe& recipe, const std::string& calib_text,
-                              const std::string& chat_template, const std::string& out_path,
+                              const Recipe& recipe, const QuantizeInputs& inputs,
+                              const std::string& out_path,
                               const std::function<void(const QuantizeProgress&)>& progress);
 
 }  // namespace rotor

@@ -186,7 +186,13 @@ TEST_CASE("bad input: flags, commands and prompts") {
   expect_refusal({"info"}, "missing argument MODEL");
   expect_refusal({"quantize", "-m", m}, "no output given");
   expect_refusal({"quantize", "-m", m, "-o", "/tmp/x.rotor", "--w-bits", "5"},
-                 "option '--w-bits' = 5 is not one of 4, 8");
+                 "option '--w-bits' = 5 is not one of 4, 8, 16, 32");
+  expect_refusal({"quantize", "-m", m, "-o", "/tmp/x.rotor", "--rotation", "spin"},
+                 "option '--rotation' = spin is not one of none, hadamard, psot, psot-layer");
+  expect_refusal({"quantize", "-m", m, "-o", "/tmp/x.rotor", "--bdq", "--no-bdq"},
+                 "options '--bdq' and '--no-bdq' contradict each other");
+  expect_refusal({"quantize", "-m", m, "-o", "/tmp/x.rotor", "--hadamard-dir", "/nonexistent"},
+                 "/nonexistent/had172.txt");
   expect_refusal({"quantize", "-m", m, "-o", "/tmp/x.rotor", "--group", "48"},
                  "option '--group' = 48 is not one of 0, 32, 64, 128");
   expect_refusal({"quantize", "-m", m, "-o", "/tmp/x.rotor", "--weights", "awq"},

@@ -32,7 +32,9 @@ const std::string& quantized_bytes() {
     Recipe r;
     r.weights = "rtn";
     TempDir tmp;
-    quantize_model(*src, tok, r, "", "chatml", tmp.file("m.rotor"), [](const QuantizeProgress&) {});
+    QuantizeInputs in;
+    in.chat_template = "chatml";
+    quantize_model(*src, tok, r, in, tmp.file("m.rotor"), [](const QuantizeProgress&) {});
     return read_file(tmp.file("m.rotor"));
   }();
   return bytes;
@@ -105,7 +107,7 @@ TEST_CASE("rotor file: float embeddings (16 and 32 bits) and float activations r
     r.kv_bits = 16;
     r.embed_bits = embed_bits;
     TempDir tmp;
-    quantize_model(*src, tok, r, "", "", tmp.file("m.rotor"), [](const QuantizeProgress&) {});
+    quantize_model(*src, tok, r, QuantizeInputs{}, tmp.file("m.rotor"), [](const QuantizeProgress&) {});
     auto m = load_model(tmp.file("m.rotor"));
     CHECK(m->recipe.embed_bits == embed_bits);
     CHECK(m->chat_template.empty());

@@ -1,10 +1,8 @@
 // rotor quantize: a full-precision model in, one compact rotor file out.
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -15,43 +13,17 @@
 #include "tools/cli_model.h"
 #include "tools/commands.h"
 #include "tools/progress.h"
+#include "tools/shared_files.h"
 #include "tools/version.h"
 
 namespace rotor {
 
 namespace {
-// The default calibration text: TinyStories from the shared/ data set beside the checkout,
-// looked up in $ROTOR_SHARED, beside the repository holding this binary, then ../shared.
+// Defaults from the shared/ data set beside the checkout (tools/shared_files.h): the
+// calibration text (TinyStories) and the stored Hadamard factors.
 const char* kCalibHelp = "shared/data/tinystories_val_dev.txt when present";
+const char* kHadamardHelp = "shared/data/hadamard when present";
 
-std::string default_calibration() {
-  const std::string rel = "/data/tinystories_val_dev.txt";
-  std::vector<std::string> roots;
-  if (const char* env = std::getenv("ROTOR_SHARED")) roots.push_back(env);
-  char exe[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    std::string dir(exe, static_cast<size_t>(n));
-    dir = dir.substr(0, dir.find_last_of('/'));      // build/
-    dir = dir.substr(0, dir.find_last_of('/'));      // the checkout
-    roots.push_back(dir + "/../shared");
-  }
-  roots.push_back("../shared");
-  for (const std::string& root : roots) {
-    struct stat st;
-    if (::stat((root + rel).c_str(), &st) == 0) return root + rel;
-  }
-  return "";
-}
-
-int pick(const Args& args, const char* name, int fallback, std::initializer_list<int> allowed) {
-  const int v = static_cast<int>(args.get_int(name, fallback, INT32_MIN, INT32_MAX));
-  for (int a : allowed)
-    if (v == a) return v;
-  std::string list;
-  for (int a : allowed) list += (list.empty() ? "" : ", ") + std::to_string(a);
-  throw Error("option '--" + std::string(name) + "' = " + std::to_string(v) + " is not one of " + list);
-}
 }  // namespace
 
 int cmd_quantize(int argc, char** argv) {
@@ -60,15 +32,20 @@ int cmd_quantize(int argc, char** argv) {
             "holds the weights, the tokenizer and the recipe.");
   add_model_options(args);
   args.option("output", 'o', "OUT", "compact model file to write");
-  args.option("w-bits", 0, "4|8", "weight bits", "4");
+  args.option("w-bits", 0, "4|8|16|32", "weight bits (16/32 keep float weights, for comparison)", "4");
   args.option("group", 0, "G", "weight columns per scale: 32, 64, 128, or 0 for per channel", "0");
   args.flag("w-sym", 0, "symmetric weights (zero point 0) instead of asymmetric");
   args.option("weights", 0, "rtn|gptq", "rounding: round-to-nearest or GPTQ", "gptq");
   args.option("a-bits", 0, "4|8|16", "activation bits at run time (16 = float)", "8");
   args.option("kv-bits", 0, "4|8|16", "KV cache bits at run time (16 = float)", "8");
+  args.option("kv-k-group", 0, "N", "K cache per channel over groups of N positions (KIVI): 0 (per token), 16, 32, 64 or 128", "32");
   args.option("embed-bits", 0, "8|16|32", "embedding and lm_head bits", "8");
-  args.option("calib", 0, "FILE", "calibration text for GPTQ", kCalibHelp);
-  args.option("calib-windows", 0, "N", "calibration windows", "64");
+  args.option("rotation", 0, "MODE", "none, hadamard (QuaRot-style), psot (learned, one residual rotation) or psot-layer (learned per layer, online residual blocks)", "psot");
+  args.flag("bdq", 0, "two-sided diagonal scales (BDQ), the default");
+  args.flag("no-bdq", 0, "no BDQ scales");
+  args.option("hadamard-dir", 0, "DIR", "stored Hadamard factors (hadM.txt) for the rotations", kHadamardHelp);
+  args.option("calib", 0, "FILE", "calibration text (GPTQ, PSOT, BDQ and activation clip factors)", kCalibHelp);
+  args.option("calib-windows", 0, "N", "calibration windows", "128");
   args.option("calib-ctx", 0, "N", "tokens per calibration window (with BOS)", "256, or the model's max positions if smaller");
   args.option("seed", 0, "S", "seed for picking calibration windows", "0");
   args.option("template", 0, "NAME", "chat template to name in the file: llama2, chatml, zephyr or plain",
@@ -78,16 +55,23 @@ int cmd_quantize(int argc, char** argv) {
   const std::string out_path = args.get("output");
   if (out_path.empty()) throw Error("no output given: name the file to write with -o OUT");
   Recipe r;
-  r.w_bits = pick(args, "w-bits", 4, {4, 8});
-  r.group = pick(args, "group", 0, {0, 32, 64, 128});
+  r.w_bits = args.get_choice("w-bits", 4, {4, 8, 16, 32});
+  r.group = args.get_choice("group", 0, {0, 32, 64, 128});
   r.w_sym = args.has("w-sym");
   r.weights = args.get("weights", "gptq");
   if (r.weights != "rtn" && r.weights != "gptq")
     throw Error("option '--weights' = " + r.weights + " is not one of rtn, gptq");
-  r.a_bits = pick(args, "a-bits", 8, {4, 8, 16});
-  r.kv_bits = pick(args, "kv-bits", 8, {4, 8, 16});
-  r.embed_bits = pick(args, "embed-bits", 8, {8, 16, 32});
-  r.calib_windows = static_cast<int>(args.get_int("calib-windows", 64, 1, 1 << 20));
+  r.a_bits = args.get_choice("a-bits", 8, {4, 8, 16});
+  r.kv_bits = args.get_choice("kv-bits", 8, {4, 8, 16});
+  r.kv_k_group = args.get_choice("kv-k-group", 32, {0, 16, 32, 64, 128});
+  r.embed_bits = args.get_choice("embed-bits", 8, {8, 16, 32});
+  r.calib_windows = static_cast<int>(args.get_int("calib-windows", 128, 1, 1 << 20));
+  r.rotation = args.get("rotation", "psot");
+  if (r.rotation != "none" && r.rotation != "hadamard" && r.rotation != "psot" &&
+      r.rotation != "psot-layer")
+    throw Error("option '--rotation' = " + r.rotation + " is not one of none, hadamard, psot, psot-layer");
+  if (args.has("bdq") && args.has("no-bdq")) throw Error("options '--bdq' and '--no-bdq' contradict each other");
+  r.bdq = !args.has("no-bdq");
   r.seed = static_cast<uint64_t>(args.get_int("seed", 0, 0, INT64_MAX));
   r.tool_version = kRotorVersion;
 
@@ -103,16 +87,22 @@ int cmd_quantize(int argc, char** argv) {
   r.calib_ctx = static_cast<int>(
       args.get_int("calib-ctx", std::min(256, c.max_seq_len), 2, c.max_seq_len));
 
-  std::string calib_text;
-  if (r.weights == "gptq") {
-    std::string calib = args.get("calib");
-    if (calib.empty()) calib = default_calibration();
-    if (calib.empty()) throw Error("GPTQ needs calibration text: name a file with --calib FILE");
+  QuantizeInputs inputs;
+  inputs.chat_template = chat_template;
+  if (r.rotation != "none") {
+    inputs.hadamard_dir = args.get("hadamard-dir", find_shared_file("/data/hadamard"));
+    if (inputs.hadamard_dir.empty())
+      throw Error("rotations need the stored Hadamard factors: name their directory with --hadamard-dir DIR");
+  }
+  const std::string calib = args.get("calib", find_shared_file("/data/tinystories_val_dev.txt"));
+  if (calib.empty() && recipe_calibrates(r))
+    throw Error("this recipe calibrates (GPTQ, PSOT or BDQ): name a text with --calib FILE");
+  if (!calib.empty()) {
     std::ifstream in(calib, std::ios::binary);
     if (!in) throw Error(calib + ": cannot open: " + std::strerror(errno));
     std::ostringstream ss;
     ss << in.rdbuf();
-    calib_text = ss.str();
+    inputs.calib_text = ss.str();
     const size_t slash = calib.find_last_of('/');
     r.calib = slash == std::string::npos ? calib : calib.substr(slash + 1);
   } else {
@@ -120,11 +110,17 @@ int cmd_quantize(int argc, char** argv) {
     r.calib_ctx = 0;
   }
 
+  // Fail before the long work, not after it, when the output cannot be written.
+  {
+    std::ofstream probe(out_path + ".tmp", std::ios::binary | std::ios::trunc);
+    if (!probe) throw Error(out_path + ": cannot create the output file");
+  }
+  std::remove((out_path + ".tmp").c_str());
+
   const bool tty = ::isatty(STDERR_FILENO) != 0;
   ProgressBar bar("", 0);
   std::string stage;
-  QuantizeReport rep = quantize_model(*lm.model, *lm.tokenizer, r, calib_text, chat_template,
-                                      out_path,
+  QuantizeReport rep = quantize_model(*lm.model, *lm.tokenizer, r, inputs, out_path,
                                       [&](const QuantizeProgress& p) {
     if (p.stage != stage) {
       bar.finish();
@@ -132,16 +128,20 @@ int cmd_quantize(int argc, char** argv) {
       bar = ProgressBar(stage, p.total);
     }
     bar.update(p.done);
-    if (tty && p.stage == "quantize") {
+    if (!p.note.empty()) {  // per-layer logs (PSOT objectives, BDQ choices)
+      bar.finish();
+      std::fprintf(stderr, "  %s\n", p.note.c_str());
+    } else if (tty && p.stage == "quantize") {
       bar.finish();
       std::fprintf(stderr, "  layer %d/%d  %.2f s\n", p.done, p.total, p.seconds);
     }
   });
   bar.finish();
-  std::printf("%s: %.2f MB, %.2f bits per weight, w%d%s a%d kv%d embed%d %s, %.1f s\n",
+  std::printf("%s: %.2f MB, %.2f bits per weight, w%d%s a%d kv%d embed%d %s, rotation %s%s, %.1f s\n",
               out_path.c_str(), rep.file_bytes / 1e6, rep.bits_per_weight, r.w_bits,
               r.group ? ("g" + std::to_string(r.group)).c_str() : "",
-              r.a_bits, r.kv_bits, r.embed_bits, r.weights.c_str(), rep.seconds);
+              r.a_bits, r.kv_bits, r.embed_bits, r.weights.c_str(), r.rotation.c_str(),
+              r.bdq ? " + bdq" : "", rep.seconds);
   return 0;
 }
 

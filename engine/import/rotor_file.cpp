@@ -184,6 +184,8 @@ class TensorTable {
     return m;
   }
 
+  bool has(const std::string& name) const { return by_name_.count(name) != 0; }
+
   bool is_packed(const std::string& name) const {
     auto it = by_name_.find(name);
     return it != by_name_.end() && it->second->value("type", "") == "packed";
@@ -194,6 +196,42 @@ class TensorTable {
   std::string path_;
   std::map<std::string, const json*> by_name_;
 };
+
+// The online rotations (manifest "online"): Hadamard transforms and the residual block count.
+void read_online(const json& manifest, const TensorTable& tt, Model& model) {
+  const std::string& path = model.path;
+  if (!manifest.contains("online") || !manifest["online"].is_object())
+    throw Error(path + ": manifest lacks the 'online' object");
+  const json& on = manifest["online"];
+  const ModelConfig& c = model.config;
+  auto hadamard = [&](const char* name, int expected_n) -> std::unique_ptr<HadamardTransform> {
+    if (!on.contains(name)) return nullptr;
+    int n, m;
+    uint64_t seed;
+    try {
+      n = on[name].at("n").get<int>();
+      m = on[name].at("m").get<int>();
+      seed = on[name].at("seed").get<uint64_t>();
+    } catch (const json::exception&) {
+      throw Error(path + ": online transform '" + name + "' is malformed");
+    }
+    if (n != expected_n)
+      throw Error(path + ": online transform '" + std::string(name) + "' has size " +
+                  std::to_string(n) + ", the model needs " + std::to_string(expected_n));
+    std::vector<int8_t> h;
+    if (m > 1) {
+      const float* f = tt.floats(model, "online." + std::string(name) + ".factor", {m, m});
+      for (int i = 0; i < m * m; ++i) h.push_back(f[i] > 0 ? 1 : -1);
+    }
+    return std::make_unique<HadamardTransform>(n, h, seed);  // validates n, m and the factor
+  };
+  model.online.qk = hadamard("qk_hadamard", c.head_dim());
+  model.online.down = hadamard("down_hadamard", c.hidden_dim);
+  const int b = on.value("resid_blocks", 0);
+  if (b < 1 || c.dim % b != 0)
+    throw Error(path + ": online 'resid_blocks' must divide the model width");
+  model.online.resid_blocks = b;
+}
 
 }  // namespace
 
@@ -229,11 +267,15 @@ std::unique_ptr<Model> import_rotor(const std::string& path) {
   const int D = c.dim, I = c.hidden_dim, KV = c.kv_dim(), V = c.vocab_size;
 
   const TensorTable tt(manifest["tensors"], s, path);
+  // Packed integer weights, or floats (16/32-bit recipes, kept for comparison).
   auto linear = [&](const std::string& name, int rows, int cols) -> std::unique_ptr<Linear> {
+    if (!tt.is_packed(name))
+      return std::make_unique<LinearF32>(tt.floats(*model, name, {rows, cols}), rows, cols);
     ActQuantParams act;
     PackedMatrix m = tt.packed(name, rows, cols, &act);
     return std::make_unique<QuantizedLinear>(m, act);
   };
+  read_online(manifest, tt, *model);
 
   // Embedding: packed rows (the tied classifier reads the same matrix) or floats.
   if (tt.is_packed("tok_embeddings")) {
@@ -259,6 +301,10 @@ std::unique_ptr<Model> import_rotor(const std::string& path) {
     l.w_gate = linear(p + "w_gate", I, D);
     l.w_up = linear(p + "w_up", I, D);
     l.w_down = linear(p + "w_down", D, I);
+    if (tt.has(p + "down_scale")) l.down_scale = tt.floats(*model, p + "down_scale", {I});
+    const int b = model->online.resid_blocks, n = D / b;
+    if (tt.has(p + "resid_attn")) l.resid_attn = tt.floats(*model, p + "resid_attn", {b, n, n});
+    if (tt.has(p + "resid_mlp")) l.resid_mlp = tt.floats(*model, p + "resid_mlp", {b, n, n});
   }
   model->final_norm = tt.floats(*model, "final_norm", {D});
   if (!c.tied_embeddings) {
