@@ -11,9 +11,11 @@
 namespace rotor {
 
 namespace {
-// Rows and tokens per tile: the integer dots of a tile stay in a small buffer.
+// Rows per tile, and tokens per tile: as many as keep a tile's integer dots (tokens × rows ×
+// blocks) within 2 MB, from 16 to 128. Long tiles let the AVX-512 kernel use AMX, which pays
+// only from 32 tokens per call (its weight unpacking is shared by all of them).
 constexpr int kTileRows = 64;
-constexpr int kTileTokens = 16;
+int tile_tokens(int blocks) { return std::clamp(8192 / blocks, 16, 128); }
 // Below this many multiply-adds (tokens × rows × columns) a layer stays on the calling thread:
 // waking the pool would cost more than it saves (stories260K's layers at decode).
 constexpr int64_t kMinParallelWork = int64_t{1} << 18;
@@ -68,7 +70,7 @@ void QuantizedLinear::forward_integer(const float* x, int rows, float* y) const 
   // Tasks are (token tile × row chunk); one task does everything when one worker would.
   const int workers = workers_for(int64_t{rows} * w_.rows * w_.cols_padded);
   const int chunks = std::min(workers, tiles(w_.rows, kTileRows));
-  const int span = workers == 1 ? rows : kTileTokens;
+  const int span = workers == 1 ? rows : tile_tokens(w_.blocks());
   thread_pool().parallel_for(tiles(rows, span) * chunks, [&](int task, int) {
     const int t0 = task / chunks * span;
     const auto [r0, r1] = row_chunk(w_.rows, task % chunks, chunks);
@@ -79,9 +81,10 @@ void QuantizedLinear::forward_integer(const float* x, int rows, float* y) const 
 void QuantizedLinear::integer_tiles(int t0, int t1, int r0, int r1, float* y) const {
   const KernelTable& k = kernels();
   thread_local std::vector<int32_t> dots;  // per worker
-  dots.resize(static_cast<size_t>(kTileTokens) * kTileRows * w_.blocks());
-  for (int t = t0; t < t1; t += kTileTokens) {
-    const int nt = std::min(kTileTokens, t1 - t);
+  const int tile = tile_tokens(w_.blocks());
+  dots.resize(static_cast<size_t>(tile) * kTileRows * w_.blocks());
+  for (int t = t0; t < t1; t += tile) {
+    const int nt = std::min(tile, t1 - t);
     for (int r = r0; r < r1; r += kTileRows) {
       const int r_end = std::min(r1, r + kTileRows);
       k.block_dots(w_, &acts_.q[static_cast<size_t>(t) * w_.cols_padded], w_.cols_padded, nt, r,
