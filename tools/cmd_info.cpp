@@ -69,7 +69,21 @@ int cmd_info(int argc, char** argv) {
     std::printf("weights     %d-bit %s %s, %s; embedding/lm_head %d-bit\n", r.w_bits,
                 r.w_sym ? "symmetric" : "asymmetric", group.c_str(), r.weights.c_str(),
                 r.embed_bits);
-    std::printf("runtime     activations %d-bit, KV cache %d-bit\n", r.a_bits, r.kv_bits);
+    const std::string k_layout =
+        r.kv_k_group ? "K per channel in groups of " + std::to_string(r.kv_k_group) : "K per token";
+    std::printf("runtime     activations %d-bit, KV cache %d-bit (%s)\n", r.a_bits, r.kv_bits,
+                k_layout.c_str());
+    const OnlineRotations& on = model->online;
+    std::string steps;
+    auto step = [&](bool present, const char* what) {
+      if (present) steps += (steps.empty() ? "" : ", ") + std::string(what);
+    };
+    step(on.qk != nullptr, "R3 on Q/K");
+    step(on.down != nullptr, "R4 on the down_proj input");
+    step(!model->layers.empty() && model->layers[0].down_scale, "BDQ scales");
+    step(!model->layers.empty() && model->layers[0].resid_attn, "residual blocks");
+    std::printf("rotation    %s%s; online steps: %s\n", r.rotation.c_str(), r.bdq ? " + BDQ" : "",
+                steps.empty() ? "none" : steps.c_str());
     if (!r.calib.empty())
       std::printf("calibration %s, %d windows of %d tokens, seed %llu\n", r.calib.c_str(),
                   r.calib_windows, r.calib_ctx, static_cast<unsigned long long>(r.seed));
