@@ -29,7 +29,9 @@ void divide_rows(std::vector<float>& w, int cols, const std::vector<float>& s) {
 }  // namespace
 
 void apply_bdq(FloatModel& fm, const Recipe& r, const std::vector<std::vector<int>>& windows,
-               const std::function<void(const QuantizeProgress&)>& progress) {
+               BdqInputs inputs, const std::function<void(const QuantizeProgress&)>& progress) {
+  const bool all = inputs == BdqInputs::kAll;
+  const std::string stage = all ? "bdq" : "bdq (output sides)";
   const ModelConfig& c = fm.config;
   const int D = c.dim, I = c.hidden_dim, KV = c.kv_dim(), h = c.head_dim();
   const int group = c.n_heads / c.n_kv_heads;
@@ -44,7 +46,7 @@ void apply_bdq(FloatModel& fm, const Recipe& r, const std::vector<std::vector<in
     const std::unique_ptr<Model> model = to_model(fm);
     auto t = Clock::now();
     run_calibration(*model, windows, {&rec}, [&](int done, int total) {
-      progress({"bdq calibrate", done, total, since(t), ""});
+      progress({stage + " calibrate", done, total, since(t), ""});
       t = Clock::now();
     });
   }
@@ -64,7 +66,7 @@ void apply_bdq(FloatModel& fm, const Recipe& r, const std::vector<std::vector<in
   for (int i = 0; i < c.n_layers; ++i) {
     const auto t = Clock::now();
     FloatLayer& l = fm.layers[i];
-    std::string note = "bdq layer " + std::to_string(i) + ":";
+    std::string note = stage + " layer " + std::to_string(i) + ":";
     auto choose = [&](LinearInput in, std::vector<const std::vector<float>*> ws, std::vector<int> outs,
                       const WeightQuantSpec& s, const ActQuantParams& a, std::vector<int> slot,
                       const char* name) {
@@ -86,10 +88,12 @@ void apply_bdq(FloatModel& fm, const Recipe& r, const std::vector<std::vector<in
       return ch.s;
     };
     // Attention input: γ' = γ / s, q/k/v columns × s.
-    const std::vector<float> sa = choose(LinearInput::kAttention, {&l.wq, &l.wk, &l.wv}, {D, KV, KV},
-                                         spec, act, {}, "qkv");
-    for (int j = 0; j < D; ++j) l.attn_norm[j] /= sa[j];
-    for (auto* w : {&l.wq, &l.wk, &l.wv}) scale_columns(*w, D, sa);
+    if (all) {
+      const std::vector<float> sa = choose(LinearInput::kAttention, {&l.wq, &l.wk, &l.wv},
+                                           {D, KV, KV}, spec, act, {}, "qkv");
+      for (int j = 0; j < D; ++j) l.attn_norm[j] /= sa[j];
+      for (auto* w : {&l.wq, &l.wk, &l.wv}) scale_columns(*w, D, sa);
+    }
     // o_proj input: v rows ÷ s (per value channel), o columns × s.
     const std::vector<float> so = choose(LinearInput::kAttentionOut, {&l.wo}, {D}, o_spec, o_act,
                                          value_slot, "o");
@@ -98,10 +102,12 @@ void apply_bdq(FloatModel& fm, const Recipe& r, const std::vector<std::vector<in
     divide_rows(l.wv, D, sv);
     scale_columns(l.wo, D, so);
     // MLP input: γ' = γ / s, gate/up columns × s.
-    const std::vector<float> sm = choose(LinearInput::kMlp, {&l.w_gate, &l.w_up}, {I, I}, spec,
-                                         act, {}, "gate/up");
-    for (int j = 0; j < D; ++j) l.ffn_norm[j] /= sm[j];
-    for (auto* w : {&l.w_gate, &l.w_up}) scale_columns(*w, D, sm);
+    if (all) {
+      const std::vector<float> sm = choose(LinearInput::kMlp, {&l.w_gate, &l.w_up}, {I, I}, spec,
+                                           act, {}, "gate/up");
+      for (int j = 0; j < D; ++j) l.ffn_norm[j] /= sm[j];
+      for (auto* w : {&l.w_gate, &l.w_up}) scale_columns(*w, D, sm);
+    }
     // down_proj input: up rows ÷ s (exact through silu(g)·u), or online after R4.
     const std::vector<float> sd = choose(LinearInput::kMlpDown, {&l.w_down}, {D}, spec, act, {},
                                          "down");
@@ -112,7 +118,7 @@ void apply_bdq(FloatModel& fm, const Recipe& r, const std::vector<std::vector<in
       divide_rows(l.w_up, D, sd);
     }
     scale_columns(l.w_down, I, sd);
-    progress({"bdq", i + 1, c.n_layers, since(t), note});
+    progress({stage, i + 1, c.n_layers, since(t), note});
   }
 }
 

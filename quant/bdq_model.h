@@ -14,7 +14,13 @@
 
 namespace rotor {
 
+// Which inputs get scales: all four, or (before rotations, kOutputSides) only the o_proj and
+// down_proj inputs, whose scales fold into v_proj's and up_proj's rows — METHODS §4's output-side
+// scales t. Rotated models take both: t first, so that R2/Q2 and R4 never spread a channel
+// that a scale could have evened out (the outlier-injected model's v and up rows), then s.
+enum class BdqInputs { kAll, kOutputSides };
+
 void apply_bdq(FloatModel& fm, const Recipe& recipe, const std::vector<std::vector<int>>& windows,
-               const std::function<void(const QuantizeProgress&)>& progress);
+               BdqInputs inputs, const std::function<void(const QuantizeProgress&)>& progress);
 
 }  // namespace rotor

@@ -66,8 +66,9 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   FloatModel fm = float_model_of(src);
   const bool transformed = r.rotation != "none" || r.bdq;
   if (transformed) fold_norms(fm);
+  if (r.bdq && r.rotation != "none") apply_bdq(fm, r, windows, BdqInputs::kOutputSides, progress);
   if (r.rotation != "none") rotate_model(fm, r, windows, in.hadamard_dir, progress);
-  if (r.bdq) apply_bdq(fm, r, windows, progress);
+  if (r.bdq) apply_bdq(fm, r, windows, BdqInputs::kAll, progress);
 
   // The final model's linear inputs: Hessians for GPTQ, samples for the clip search.
   std::unique_ptr<HessianCollector> hessians;
