@@ -56,6 +56,7 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   // Activation clip factors are searched whenever there is calibration text (else 1.0).
   const bool clip_search = r.a_bits < 16 && !float_weights && !in.calib_text.empty();
 
+  if (r.rotation != "none") check_rotatable(c, in.hadamard_dir);
   if (recipe_calibrates(r) && in.calib_text.empty())
     throw Error("this recipe calibrates (GPTQ, PSOT or BDQ): name a text with --calib FILE");
   std::vector<std::vector<int>> windows;

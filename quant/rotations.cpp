@@ -174,6 +174,11 @@ void rotate_values(FloatModel& fm, int layer, const std::vector<Orthogonal>& q2)
   }
 }
 
+void check_rotatable(const ModelConfig& c, const std::string& had_dir) {
+  for (int n : {c.dim, c.head_dim(), c.hidden_dim})
+    load_hadamard_matrix(had_dir, HadamardTransform::factorize(n).m);
+}
+
 void add_online_hadamards(FloatModel& fm, uint64_t seed, const std::string& had_dir, bool qk) {
   const ModelConfig& c = fm.config;
   auto spec = [&](int n, uint64_t s) {

@@ -43,6 +43,10 @@ void rotate_residual(FloatModel& fm, const std::vector<BlockRotation>& attn,
 // every query head in g's group change basis by q2[g] (h×h).
 void rotate_values(FloatModel& fm, int layer, const std::vector<Orthogonal>& q2);
 
+// Throws rotor::Error, before any long work, when a rotation of this model's shapes cannot be
+// built: a width that is not 2^k·m for a stored m, or a missing/invalid factor file in had_dir.
+void check_rotatable(const ModelConfig& c, const std::string& had_dir);
+
 // R4 (online on the down_proj input, its transpose folded into down_proj's columns) and, with
 // qk, R3 (online, head-wise on Q and K after RoPE). had_dir holds the stored Hadamard factors.
 void add_online_hadamards(FloatModel& fm, uint64_t seed, const std::string& had_dir, bool qk);
