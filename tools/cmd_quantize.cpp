@@ -47,7 +47,7 @@ int cmd_quantize(int argc, char** argv) {
   args.option("calib", 0, "FILE", "calibration text (GPTQ, PSOT, BDQ and activation clip factors)", kCalibHelp);
   args.option("calib-windows", 0, "N", "calibration windows", "128");
   args.option("calib-ctx", 0, "N", "tokens per calibration window (with BOS)", "256, or the model's max positions if smaller");
-  args.option("seed", 0, "S", "seed for picking calibration windows", "0");
+  args.option("seed", 0, "S", "seed of the calibration windows, the Hadamard signs and PSOT's batch order", "0");
   args.option("template", 0, "NAME", "chat template to name in the file: llama2, chatml, zephyr or plain",
               "the source's tokenizer_config.json chat_template when recognized, else none");
   if (!args.parse(argc, argv)) return 0;
