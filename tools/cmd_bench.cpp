@@ -77,8 +77,8 @@ int cmd_bench(int argc, char** argv) {
             "greedy) tokens/s over R repeats, the peak memory, the bytes of weights read per\n"
             "decoded token, the machine's memory read bandwidth (measured in the same run), and\n"
             "the fraction of the decode roofline reached = bytes/token × tok/s ÷ bandwidth.\n"
-            "The prompt is random token ids (fixed seed). Only the OpenBLAS (fp32) paths use\n"
-            "more than one thread so far.");
+            "The prompt is random token ids (fixed seed). --threads sizes the engine's thread\n"
+            "pool; the bandwidth test uses as many threads.");
   add_model_options(args);
   args.option("prompt-tokens", 'p', "P", "prompt tokens for prefill", "512");
   args.option("n-tokens", 'n', "N", "tokens to decode", "128");
