@@ -1,3 +1,5 @@
+#include <vector>
+
 #include "engine/kernels/kernels.h"
 
 namespace rotor {
@@ -25,8 +27,16 @@ void linear_epilogue(const PackedMatrix& w, const QuantizedActs& a, int t0, int 
                      int r1, const int32_t* dots, float* y, size_t y_stride) {
   const int nb = w.blocks(), ng = w.groups();
   const int nseg = a.cols_padded / a.segment;
-  const int blocks_per_group = w.group / w.block, blocks_per_seg = a.segment / w.block;
   const int64_t n = w.block;
+  // Each block's weight group and activation segment, looked up rather than divided out in
+  // the inner loop (two integer divisions per block cost more than the rest of its work).
+  thread_local std::vector<int> group_of, segment_of;
+  group_of.resize(nb);
+  segment_of.resize(nb);
+  for (int b = 0; b < nb; ++b) {
+    group_of[b] = b / (w.group / w.block);
+    segment_of[b] = b / (a.segment / w.block);
+  }
   for (int t = 0; t < n_tokens; ++t) {
     const int tok = t0 + t;
     const float* sx = &a.scale[static_cast<size_t>(tok) * nseg];
@@ -44,7 +54,7 @@ void linear_epilogue(const PackedMatrix& w, const QuantizedActs& a, int t0, int 
       const int32_t* wsum = w.sums + static_cast<size_t>(r) * nb;
       float acc = 0.0f;
       for (int b = 0; b < nb; ++b) {
-        const int g = b / blocks_per_group, s = b / blocks_per_seg;
+        const int g = group_of[b], s = segment_of[b];
         acc += (sw[g] * sx[s]) * static_cast<float>(exact_dot(d[b], zw[g], qsum[b], zx[s],
                                                               wsum[b], n));
       }
