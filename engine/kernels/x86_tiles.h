@@ -169,7 +169,7 @@ constexpr int kPanelBytes = 256 << 10;
 constexpr int kSmallBlock = 256;
 
 // Prefill tiles are 4 rows × PrefillTokens tokens; decode tiles DecodeRows rows × (small
-// blocks) 4 blocks. Both are chosen per ISA to fit its register file.
+// blocks) 4 blocks, or 8 rows × 1 (large) block. Both are chosen per ISA to fit its register file.
 template <class S, int PrefillTokens, int DecodeRows>
 void tiled_dots(const DotJob& job, int n_tokens) {
   const PackedMatrix& w = job.w;
@@ -181,7 +181,9 @@ void tiled_dots(const DotJob& job, int n_tokens) {
       row_tiles<S, 4, PrefillTokens, 1>(job, t0, t1, 0, nb);
     } else {
       if (nb4 > 0) row_tiles<S, DecodeRows, 1, 4>(job, t0, t1, 0, nb4);
-      if (nb4 < nb) row_tiles<S, 4, 1, 1>(job, t0, t1, nb4, nb);
+      // Large blocks one at a time, 8 rows per tile: against 4, the longer tiles keep more
+      // of the weight stream in flight and read ~5–15% faster from memory (gemv_dram).
+      if (nb4 < nb) row_tiles<S, 8, 1, 1>(job, t0, t1, nb4, nb);
     }
   }
 }
