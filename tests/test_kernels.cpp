@@ -88,7 +88,7 @@ TEST_CASE("kernels: block dots match the scalar reference exactly") {
                           {3, 128, 32, 16},   {17, 512, 512, 128}, {40, 1024, 1024, 1024},
                           {9, 448, 448, 32},  {6, 320, 64, 64},   {5, 384, 96, 96},
                           {10, 4096, 4096, 4096}, {6, 4096, 128, 128}, {5, 4096, 4096, 32},
-                          {4, 64, 64, 4},     {3, 192, 192, 48}};
+                          {4, 64, 64, 4},     {3, 192, 192, 48},  {13, 512, 512, 512}};
   for (const Shape& s : shapes)
     for (int bits : {4, 8})
       for (int act_bits : {4, 8})
@@ -410,4 +410,26 @@ TEST_CASE("kernels: attention over a KIVI K cache matches the scalar reference")
             for (int i = 0; i < hd; ++i) CHECK(std::fabs(ogot[i] - oref[i]) <= 1e-4f * (1 + std::fabs(oref[i])));
           }
         }
+}
+
+TEST_CASE("kernels: the bandwidth probe's byte total is exact") {
+  std::mt19937 rng(83);
+  // Random bytes, and all 0xFF over 1 MB (the largest per-lane sums, for the NEON 16-bit
+  // lanes), at every alignment and at lengths around each ISA's step.
+  std::vector<uint8_t> random_bytes((1 << 20) + 64), ones((1 << 20) + 64, 0xFF);
+  for (uint8_t& b : random_bytes) b = static_cast<uint8_t>(rng());
+  const auto isas = isas_under_test();
+  for (const std::vector<uint8_t>* buf : {&random_bytes, &ones})
+    for (size_t offset : {0, 1, 7, 33})
+      for (size_t n : {size_t{0}, size_t{1}, size_t{63}, size_t{64}, size_t{127}, size_t{128},
+                       size_t{255}, size_t{256}, size_t{257}, size_t{4095}, size_t{1} << 20}) {
+        CAPTURE(offset); CAPTURE(n);
+        uint64_t expected = 0;
+        for (size_t i = 0; i < n; ++i) expected += (*buf)[offset + i];
+        CHECK(byte_total_scalar(buf->data() + offset, n) == expected);
+        for (Isa isa : isas) {
+          CAPTURE(isa_name(isa));
+          CHECK(kernels_for(isa).byte_total(buf->data() + offset, n) == expected);
+        }
+      }
 }

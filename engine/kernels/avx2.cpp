@@ -382,7 +382,23 @@ void attend_avx2(const KvView& kv, const float* q, int n_pos, float* scores, flo
 
 }  // namespace
 
+// Four independent sums of absolute differences from zero (vpsadbw) per 128 bytes.
+uint64_t byte_total_avx2(const uint8_t* p, size_t n) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i acc[4] = {zero, zero, zero, zero};
+  size_t i = 0;
+  for (; i + 128 <= n; i += 128)
+    for (int k = 0; k < 4; ++k)
+      acc[k] = _mm256_add_epi64(
+          acc[k], _mm256_sad_epu8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32 * k)),
+                                  zero));
+  alignas(32) uint64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes),
+                     _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3])));
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3] + byte_total_scalar(p + i, n - i);
+}
+
 const KernelTable kAvx2Kernels = {"avx2", block_dots_avx2, quantize_acts_avx2, attend_avx2,
-                                   hadamard_avx2};
+                                   hadamard_avx2, byte_total_avx2};
 
 }  // namespace rotor

@@ -510,7 +510,19 @@ void attend_avx512(const KvView& kv, const float* q, int n_pos, float* scores, f
 
 }  // namespace
 
+// Four independent sums of absolute differences from zero (vpsadbw) per 256 bytes.
+uint64_t byte_total_avx512(const uint8_t* p, size_t n) {
+  const __m512i zero = _mm512_setzero_si512();
+  __m512i acc[4] = {zero, zero, zero, zero};
+  size_t i = 0;
+  for (; i + 256 <= n; i += 256)
+    for (int k = 0; k < 4; ++k)
+      acc[k] = _mm512_add_epi64(acc[k], _mm512_sad_epu8(_mm512_loadu_si512(p + i + 64 * k), zero));
+  const __m512i all = _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3]));
+  return static_cast<uint64_t>(_mm512_reduce_add_epi64(all)) + byte_total_scalar(p + i, n - i);
+}
+
 const KernelTable kAvx512Kernels = {"avx512", block_dots_avx512, quantize_acts_avx512,
-                                    attend_avx512, hadamard_avx512};
+                                    attend_avx512, hadamard_avx512, byte_total_avx512};
 
 }  // namespace rotor

@@ -118,6 +118,9 @@ struct KernelTable {
   void (*attend)(const KvView& kv, const float* q, int n_pos, float* scores, float* out);
   // The Hadamard pass of p on rows x + r·stride, r < rows (in place).
   void (*hadamard)(const HadamardPlan& p, float* x, int rows, size_t stride);
+  // Σ p[0, n) as unsigned bytes, read with the ISA's widest loads: rotor bench's memory
+  // bandwidth probe, so the roofline it reports is what this CPU's vector loads can stream.
+  uint64_t (*byte_total)(const uint8_t* p, size_t n);
 };
 
 enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
@@ -152,6 +155,7 @@ void hadamard_scalar(const HadamardPlan& p, float* x, int rows, size_t stride);
 void hadamard_avx2(const HadamardPlan& p, float* x, int rows, size_t stride);
 void hadamard_avx512(const HadamardPlan& p, float* x, int rows, size_t stride);
 void hadamard_neon(const HadamardPlan& p, float* x, int rows, size_t stride);
+uint64_t byte_total_scalar(const uint8_t* p, size_t n);
 
 }  // namespace rotor
 

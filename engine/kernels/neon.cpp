@@ -537,7 +537,21 @@ void attend_neon(const KvView& kv, const float* q, int n_pos, float* scores, flo
 
 }  // namespace
 
+// Four independent pairwise-widening accumulations (uadalp) per 64 bytes; each 16-bit lane
+// takes at most 2·255 per step, so the lanes are widened into 64 bits every 64 steps.
+uint64_t byte_total_neon(const uint8_t* p, size_t n) {
+  uint64x2_t total = vdupq_n_u64(0);
+  size_t i = 0;
+  while (i + 64 <= n) {
+    uint16x8_t acc[4] = {vdupq_n_u16(0), vdupq_n_u16(0), vdupq_n_u16(0), vdupq_n_u16(0)};
+    for (int step = 0; step < 64 && i + 64 <= n; ++step, i += 64)
+      for (int k = 0; k < 4; ++k) acc[k] = vpadalq_u8(acc[k], vld1q_u8(p + i + 16 * k));
+    for (int k = 0; k < 4; ++k) total = vpadalq_u32(total, vpaddlq_u16(acc[k]));
+  }
+  return vgetq_lane_u64(total, 0) + vgetq_lane_u64(total, 1) + byte_total_scalar(p + i, n - i);
+}
+
 const KernelTable kNeonKernels = {"neon", block_dots_neon, quantize_acts_neon, attend_neon,
-                                   hadamard_neon};
+                                   hadamard_neon, byte_total_neon};
 
 }  // namespace rotor

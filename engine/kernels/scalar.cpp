@@ -108,7 +108,13 @@ void attend_scalar(const KvView& kv, const float* q, int n_pos, float* scores, f
   for (int i = 0; i < hd; ++i) out[i] += min_term;
 }
 
+uint64_t byte_total_scalar(const uint8_t* p, size_t n) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; ++i) total += p[i];
+  return total;
+}
+
 const KernelTable kScalarKernels = {"scalar", block_dots_scalar, quantize_acts_scalar,
-                                    attend_scalar, hadamard_scalar};
+                                    attend_scalar, hadamard_scalar, byte_total_scalar};
 
 }  // namespace rotor
