@@ -32,13 +32,6 @@ void add_float(RotorFileWriter& out, int bits, const std::string& name, const st
     out.add_f32(name, t, shape);
 }
 
-void add_hadamard(RotorFileWriter& out, const std::string& name, const HadamardSpec& h) {
-  if (h.n == 0) return;
-  const int m = static_cast<int>(std::sqrt(static_cast<double>(h.h_m.size())));
-  out.add_online_hadamard(name, h.n, h.seed, m);
-  if (m > 1) out.add_f16("online." + name + ".factor", std::vector<float>(h.h_m.begin(), h.h_m.end()), {m, m});
-}
-
 }  // namespace
 
 bool recipe_calibrates(const Recipe& r) {
@@ -101,8 +94,8 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   out_config.tied_embeddings = c.tied_embeddings && !transformed;
   RotorFileWriter out(out_config, r, src.tokenizer_proto);
   if (!in.chat_template.empty()) out.set_chat_template(in.chat_template);
-  add_hadamard(out, "qk_hadamard", fm.qk_hadamard);
-  add_hadamard(out, "down_hadamard", fm.down_hadamard);
+  out.add_online_hadamard("qk_hadamard", fm.qk_hadamard);
+  out.add_online_hadamard("down_hadamard", fm.down_hadamard);
   out.set_resid_blocks(fm.resid_blocks);
 
   // The embedding and classifier: 8-bit rows read by 8-bit activations (METHODS.md §1: kept

@@ -1,5 +1,7 @@
 #include "quant/rotor_writer.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -176,6 +178,13 @@ void RotorFileWriter::add_f16(const std::string& name, const std::vector<float>&
   t["type"] = "f16";
   t["shape"] = shape;
   manifest_["tensors"].push_back(t);
+}
+
+void RotorFileWriter::add_online_hadamard(const std::string& name, const HadamardSpec& h) {
+  if (h.n == 0) return;
+  const int m = static_cast<int>(std::lround(std::sqrt(static_cast<double>(h.h_m.size()))));
+  manifest_["online"][name] = {{"n", h.n}, {"seed", h.seed}, {"m", std::max(m, 1)}};
+  if (m > 1) add_f16("online." + name + ".factor", std::vector<float>(h.h_m.begin(), h.h_m.end()), {m, m});
 }
 
 void RotorFileWriter::add_packed(const std::string& name, const QuantizedMatrix& m,

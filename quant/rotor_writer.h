@@ -11,6 +11,7 @@
 #include "engine/kernels/kernels.h"
 #include "engine/format/rotor_format.h"
 #include "engine/recipe.h"
+#include "quant/float_model.h"
 #include "quant/quantized_matrix.h"
 #include <nlohmann/json.hpp>
 
@@ -36,10 +37,9 @@ class RotorFileWriter {
   void add_packed(const std::string& name, const QuantizedMatrix& m, const ActQuantParams& act);
 
   // An online Hadamard transform the engine runs (manifest "online"): size n = 2^k·m, sign
-  // seed, and for m > 1 the factor stored as tensor "online.<name>.factor" [m, m].
-  void add_online_hadamard(const std::string& name, int n, uint64_t seed, int m) {
-    manifest_["online"][name] = {{"n", n}, {"seed", seed}, {"m", m}};
-  }
+  // seed, and for m > 1 the factor stored as tensor "online.<name>.factor" [m, m]. Nothing
+  // for an unused spec (n = 0).
+  void add_online_hadamard(const std::string& name, const HadamardSpec& h);
   // Dense blocks of the psot-layer residual basis changes.
   void set_resid_blocks(int blocks) { manifest_["online"]["resid_blocks"] = blocks; }
 

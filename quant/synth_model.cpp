@@ -5,7 +5,10 @@
 #include <vector>
 
 #include "engine/error.h"
+#include "engine/hadamard.h"
 #include "engine/kernels/pack.h"
+#include "quant/hadamard_tables.h"
+#include "quant/rotate_model.h"
 #include "quant/rotor_writer.h"
 #include "quant/weight_quantizer.h"
 
@@ -73,7 +76,8 @@ void RandomPackedMatrices::fill_codes(int8_t* out, size_t n, int bits) {
 }
 
 uint64_t write_synth_model(const ModelConfig& c, const Recipe& recipe,
-                           const std::string& tokenizer_bytes, const std::string& path,
+                           const std::string& tokenizer_bytes, const std::string& hadamard_dir,
+                           const std::string& path,
                            const std::function<void(int done, int total)>& progress) {
   c.validate("synthetic model");
   if (recipe.w_bits != 4 && recipe.w_bits != 8)
@@ -98,6 +102,38 @@ uint64_t write_synth_model(const ModelConfig& c, const Recipe& recipe,
   add("tok_embeddings", V, D, head_spec, head_bits);
   progress(++done, total);
 
+  // The online steps (see the header). Any orthogonal block costs the same as a learned one:
+  // randomized Hadamards stand in for them.
+  const std::string& rotation = recipe.rotation;
+  if (rotation != "none" && rotation != "hadamard" && rotation != "psot" && rotation != "psot-layer")
+    throw Error("unknown rotation '" + rotation + "' (none, hadamard, psot, psot-layer)");
+  const bool rotated = rotation != "none";
+  auto hadamard = [&](int n, uint64_t salt) {
+    HadamardSpec h;
+    h.n = n;
+    h.seed = recipe.seed ^ salt;
+    h.h_m = load_hadamard_matrix(hadamard_dir, HadamardTransform::factorize(n).m);
+    return h;
+  };
+  if (rotated) {
+    if (recipe.kv_k_group == 0) out.add_online_hadamard("qk_hadamard", hadamard(hd, 0x5233u));
+    out.add_online_hadamard("down_hadamard", hadamard(I, 0x5234u));
+  }
+  const int resid_blocks = rotation == "psot-layer" ? psot_blocks(D) : 0;
+  std::vector<float> resid;
+  if (resid_blocks > 0) {
+    out.set_resid_blocks(resid_blocks);
+    const int n = D / resid_blocks;
+    const HadamardSpec h = hadamard(n, 0x100);
+    std::vector<float> block(static_cast<size_t>(n) * n, 0.0f);
+    for (int i = 0; i < n; ++i) block[static_cast<size_t>(i) * n + i] = 1.0f;
+    HadamardTransform(n, h.h_m, h.seed).apply_rows(block.data(), n, n);
+    for (int b = 0; b < resid_blocks; ++b) resid.insert(resid.end(), block.begin(), block.end());
+  }
+  std::vector<float> down_scale(I);
+  std::uniform_real_distribution<float> around_one(0.5f, 2.0f);
+  std::mt19937 scale_rng(static_cast<uint32_t>(recipe.seed));
+
   const std::vector<float> norm(D, 1.0f);
   const WeightQuantSpec spec{recipe.w_bits, recipe.group, recipe.w_sym, 0};
   WeightQuantSpec o_spec = spec;
@@ -113,6 +149,15 @@ uint64_t write_synth_model(const ModelConfig& c, const Recipe& recipe,
     add(p + "w_gate", I, D, spec, recipe.a_bits);
     add(p + "w_up", I, D, spec, recipe.a_bits);
     add(p + "w_down", D, I, spec, recipe.a_bits);
+    if (rotated && recipe.bdq) {
+      for (float& s : down_scale) s = around_one(scale_rng);
+      out.add_f32(p + "down_scale", down_scale, {I});
+    }
+    if (resid_blocks > 0) {
+      const int64_t b = resid_blocks, n = D / resid_blocks;
+      out.add_f32(p + "resid_attn", resid, {b, n, n});
+      out.add_f32(p + "resid_mlp", resid, {b, n, n});
+    }
     progress(++done, total);
   }
   out.add_f32("final_norm", norm, {D});

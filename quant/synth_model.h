@@ -33,12 +33,17 @@ class RandomPackedMatrices {
 };
 
 // Writes `path` with config c (validated here) and the tokenizer bytes given; the recipe's
-// w_bits (4|8), group, w_sym, a_bits, kv_bits and seed are used; embedding and classifier are
-// 8-bit, norms 1.
+// w_bits (4|8), group, w_sym, a_bits, kv_bits, kv_k_group and seed are used; embedding and
+// classifier are 8-bit, norms 1. The recipe's rotation and bdq add the online steps `rotor
+// quantize` would record for them, with random contents of the same cost: R4 before down_proj
+// for any rotation (and R3 on Q and K with a per-token K cache, kv_k_group 0), BDQ's down_proj
+// scale fused into R4, and psot-layer's residual blocks. The Hadamard factors come from
+// hadamard_dir (unused without a rotation).
 // progress(done, total) follows the tensors written: the embedding, each layer, the classifier.
 // Returns the file size.
 uint64_t write_synth_model(const ModelConfig& c, const Recipe& recipe,
-                           const std::string& tokenizer_bytes, const std::string& path,
+                           const std::string& tokenizer_bytes, const std::string& hadamard_dir,
+                           const std::string& path,
                            const std::function<void(int done, int total)>& progress);
 
 }  // namespace rotor

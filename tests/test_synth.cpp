@@ -38,7 +38,7 @@ ModelConfig tiny_shape() {
 std::string tiny_tokenizer() { return read_file(shared_dir() + "/models/stories260K/tokenizer.model"); }
 
 std::string synth_bytes(const Recipe& r, const std::string& path) {
-  write_synth_model(tiny_shape(), r, tiny_tokenizer(), path, [](int, int) {});
+  write_synth_model(tiny_shape(), r, tiny_tokenizer(), "", path, [](int, int) {});
   return read_file(path);
 }
 
@@ -87,6 +87,36 @@ TEST_CASE("synth: the file loads with its shape and recipe and decodes to finite
     }
     CHECK(hi > lo);  // the random weights do reach the logits
   }
+}
+
+TEST_CASE("synth: a rotation recipe's online steps are in the file and run") {
+  for (const char* rotation : {"hadamard", "psot-layer"})
+    for (int kv_k_group : {0, 32}) {
+      CAPTURE(rotation); CAPTURE(kv_k_group);
+      TempDir tmp;
+      Recipe r;
+      r.weights = "random";
+      r.a_bits = 4;
+      r.kv_bits = 4;
+      r.kv_k_group = kv_k_group;
+      r.rotation = rotation;
+      r.bdq = true;
+      write_synth_model(tiny_shape(), r, tiny_tokenizer(), shared_dir() + "/data/hadamard",
+                        tmp.file("m.rotor"), [](int, int) {});
+      auto m = load_model(tmp.file("m.rotor"));
+      CHECK((m->online.qk != nullptr) == (kv_k_group == 0));  // R3 with per-token K only
+      REQUIRE(m->online.down != nullptr);
+      const bool per_layer = std::string(rotation) == "psot-layer";
+      for (const LayerWeights& l : m->layers) {
+        CHECK(l.down_scale != nullptr);
+        CHECK((l.resid_attn != nullptr) == per_layer);
+        CHECK((l.resid_mlp != nullptr) == per_layer);
+      }
+      Session s(*m);
+      const float* logits = s.prefill({1, 17, 300, 42});
+      logits = s.decode(100);
+      for (int v = 0; v < m->config.vocab_size; ++v) REQUIRE(std::isfinite(logits[v]));
+    }
 }
 
 TEST_CASE("synth: the same seed gives the same bytes, another seed other weights") {
@@ -150,6 +180,9 @@ TEST_CASE("synth: bad shapes and flags are refused with a one-line error") {
       {tiny({"--vocab", "100"}), "tokenizer has 512 pieces but the vocabulary is 100"},
       {tiny({"--tokenizer", tmp.file("none.model")}), "cannot open"},
       {{"--shape", "tinyllama-1.1b"}, "no output given"},
+      {tiny({"--rotation", "spin"}), "'--rotation' = spin is not one of"},
+      {tiny({"--bdq"}), "'--bdq' needs a rotation"},
+      {tiny({"--rotation", "hadamard", "--hadamard-dir", tmp.file("nowhere")}), "cannot open Hadamard matrix file"},
   };
   for (const Case& c : cases) {
     CliResult r = synth_cli(c.args);

@@ -81,6 +81,14 @@ int cmd_synth(int argc, char** argv) {
   args.option("group", 0, "G", "weight columns per scale: 32, 64, 128, or 0 for per channel", "0");
   args.option("a-bits", 0, "4|8|16", "activation bits at run time (16 = float)", "8");
   args.option("kv-bits", 0, "4|8|16", "KV cache bits at run time (16 = float)", "8");
+  args.option("kv-k-group", 0, "N", "K cache per channel over groups of N positions (KIVI): 0 (per token), 16, 32, 64 or 128", "32");
+  args.option("rotation", 0, "MODE",
+              "online steps of a rotation recipe, with random contents: none; hadamard or psot "
+              "(R4 before down_proj, and R3 on Q/K with --kv-k-group 0); psot-layer (also the "
+              "residual blocks)", "none");
+  args.flag("bdq", 0, "with a rotation: BDQ's down_proj scale, fused into R4");
+  args.option("hadamard-dir", 0, "DIR", "stored Hadamard factors (hadM.txt) for the rotations",
+              "shared/data/hadamard when present");
   args.option("seed", 0, "S", "seed of the random weights", "0");
   args.option("tokenizer", 0, "FILE",
               "SentencePiece model to embed; it may not have more pieces than the vocabulary",
@@ -97,8 +105,22 @@ int cmd_synth(int argc, char** argv) {
   r.a_bits = args.get_choice("a-bits", 8, {4, 8, 16});
   r.kv_bits = args.get_choice("kv-bits", 8, {4, 8, 16});
   r.embed_bits = 8;
+  r.kv_k_group = args.get_choice("kv-k-group", 32, {0, 16, 32, 64, 128});
+  r.rotation = args.get("rotation", "none");
+  if (r.rotation != "none" && r.rotation != "hadamard" && r.rotation != "psot" &&
+      r.rotation != "psot-layer")
+    throw Error("option '--rotation' = " + r.rotation + " is not one of none, hadamard, psot, psot-layer");
+  r.bdq = args.has("bdq");
+  if (r.bdq && r.rotation == "none")
+    throw Error("option '--bdq' needs a rotation: without one BDQ's scales fold into the weights and cost nothing online");
   r.seed = static_cast<uint64_t>(args.get_int("seed", 0, 0, INT64_MAX));
   r.tool_version = kRotorVersion;
+  std::string hadamard_dir;
+  if (r.rotation != "none") {
+    hadamard_dir = args.get("hadamard-dir", find_shared_file("/data/hadamard"));
+    if (hadamard_dir.empty())
+      throw Error("rotations need the stored Hadamard factors: name their directory with --hadamard-dir DIR");
+  }
 
   std::string tok_path = args.get("tokenizer");
   if (tok_path.empty()) tok_path = find_shared_file(kTokenizerRel);
@@ -114,17 +136,18 @@ int cmd_synth(int argc, char** argv) {
 
   const auto start = std::chrono::steady_clock::now();
   ProgressBar bar("synth", 0);
-  const uint64_t bytes = write_synth_model(c, r, tok_bytes, out_path, [&](int done, int total) {
+  const uint64_t bytes = write_synth_model(c, r, tok_bytes, hadamard_dir, out_path, [&](int done, int total) {
     if (done == 1) bar = ProgressBar("synth", total);
     bar.update(done);
   });
   bar.finish();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%s: %.2f MB, %.2f bits per weight, random w%d%s a%d kv%d, %.1f s\n",
+  const std::string online = r.rotation == "none" ? "" : ", online " + r.rotation + (r.bdq ? "+bdq" : "");
+  std::printf("%s: %.2f MB, %.2f bits per weight, random w%d%s a%d kv%d%s, %.1f s\n",
               out_path.c_str(), bytes / 1e6, 8.0 * bytes / c.parameter_count(), r.w_bits,
               r.group ? ("g" + std::to_string(r.group)).c_str() : "", r.a_bits, r.kv_bits,
-              seconds);
+              online.c_str(), seconds);
   return 0;
 }
 
