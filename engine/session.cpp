@@ -1,6 +1,7 @@
 #include "engine/session.h"
 
 #include <algorithm>
+#include <random>
 #include <string>
 
 #include "engine/error.h"
@@ -47,6 +48,24 @@ void Session::rewind(int pos) {
     throw Error("cannot rewind to position " + std::to_string(pos) + " of " +
                 std::to_string(pos_), kExitInternal);
   pos_ = pos;  // the cache is per position: later entries are simply overwritten
+}
+
+void Session::fill_context(int n, uint64_t seed) {
+  if (n < 0 || n > ctx_ - pos_)
+    throw Error(std::to_string(n) + " positions do not fit in the context: " +
+                std::to_string(pos_) + " of " + std::to_string(ctx_) + " are used");
+  // A few distinct rows, reused: drawing every position's would cost more than it tells.
+  constexpr int kRows = 61;
+  const size_t kv = static_cast<size_t>(c_.kv_dim());
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> k(kRows * kv), v(kRows * kv);
+  for (float& f : k) f = normal(rng);
+  for (float& f : v) f = normal(rng);
+  for (int layer = 0; layer < c_.n_layers; ++layer)
+    for (int p = pos_; p < pos_ + n; ++p)
+      cache_.store(layer, p, &k[p % kRows * kv], &v[p % kRows * kv]);
+  pos_ += n;
 }
 
 void Session::check_fits(const int* tokens, int n) const {

@@ -2,6 +2,7 @@
 // of the forward pass. prefill() runs a block of tokens as matrix-matrix products; decode()
 // runs one token. Both continue at pos() and share every step of the LLaMA block.
 #pragma once
+#include <cstdint>
 #include <vector>
 
 #include "engine/kv_cache.h"
@@ -32,6 +33,11 @@ class Session {
   // Keeps the first `pos` positions and forgets the rest (0 <= pos <= pos()), so a
   // conversation that shares a prefix with the cache continues from there.
   void rewind(int pos);
+  // Advances pos() by n positions whose cached keys and values are random (seeded) instead of
+  // computed by the model: how `rotor bench --depth` measures decode over a long context
+  // without prefilling it (attention's cost does not depend on the values). Throws Error when
+  // they do not fit in the context.
+  void fill_context(int n, uint64_t seed);
   // Shows every linear layer's input to `observer` (nullptr to stop).
   void set_observer(ActivationObserver* observer) { observer_ = observer; }
 

@@ -214,4 +214,24 @@ TEST_CASE("cli: bench reports speeds, memory, bandwidth and roofline") {
                                   "-n", "100"});
   CHECK(too_long.exit_code == 2);
   CHECK(too_long.err.find("exceed the model's 512 positions") != std::string::npos);
+
+  // --depth: decode again after that many cached positions, and the slowdown of the medians.
+  CliResult deep = run_rotor({"bench", "-m", llama2c_path("stories260K"), "-p", "8", "-n", "8",
+                              "-r", "1", "-t", "1", "--depth", "400", "--json"});
+  REQUIRE_MESSAGE(deep.exit_code == 0, deep.err);
+  auto d = nlohmann::json::parse(deep.out);
+  CHECK(d["depth"] == 400);
+  const double at_depth = d["decode_at_depth_tok_s"]["median"].get<double>();
+  CHECK(at_depth > 0);
+  CHECK(d["depth_slowdown"].get<double>() ==
+        doctest::Approx(d["decode_tok_s"]["median"].get<double>() / at_depth - 1.0));
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"--depth", "500", "-n", "100"}, {"--depth", "10", "-n", "0"}}) {
+    std::vector<std::string> args = {"bench", "-m", llama2c_path("stories260K"), "-p", "8"};
+    args.insert(args.end(), bad.begin(), bad.end());
+    CliResult r2 = run_rotor(args);
+    CAPTURE(r2.err);
+    CHECK(r2.exit_code == 2);
+    CHECK(r2.err.find("--depth") != std::string::npos);
+  }
 }

@@ -81,12 +81,16 @@ int cmd_bench(int argc, char** argv) {
   args.option("prompt-tokens", 'p', "P", "prompt tokens for prefill", "512");
   args.option("n-tokens", 'n', "N", "tokens to decode", "128");
   args.option("repeat", 'r', "R", "repeats; medians and spread are reported", "3");
+  args.option("depth", 'd', "D",
+              "also decode N tokens after D positions of context (random cached keys and "
+              "values, not a prefill) and report the slowdown against an empty context", "0");
   args.flag("json", 0, "print one JSON object");
   if (!args.parse(argc, argv)) return 0;
 
   const int P = static_cast<int>(args.get_int("prompt-tokens", 512, 1, 1 << 24));
   const int N = static_cast<int>(args.get_int("n-tokens", 128, 0, 1 << 24));
   const int R = static_cast<int>(args.get_int("repeat", 3, 1, 1000));
+  const int depth = static_cast<int>(args.get_int("depth", 0, 0, 1 << 24));
   LoadedModel lm = load_model_from_args(args);
   const Model& model = *lm.model;
   const ModelConfig& c = model.config;
@@ -94,6 +98,11 @@ int cmd_bench(int argc, char** argv) {
     throw Error("-p " + std::to_string(P) + " plus -n " + std::to_string(N) +
                 " tokens exceed the model's " + std::to_string(c.max_seq_len) +
                 " positions; ask for fewer");
+  if (depth + N > c.max_seq_len)
+    throw Error("--depth " + std::to_string(depth) + " plus -n " + std::to_string(N) +
+                " tokens exceed the model's " + std::to_string(c.max_seq_len) +
+                " positions; ask for fewer");
+  if (depth > 0 && N == 0) throw Error("--depth measures decode: give -n N > 0 tokens");
   const int threads = static_cast<int>(args.get_int("threads", default_thread_count(), 1, 1024));
 
   std::mt19937 rng(1234);
@@ -101,8 +110,8 @@ int cmd_bench(int argc, char** argv) {
   std::vector<int> prompt(P);
   for (int& t : prompt) t = token(rng);
 
-  Session session(model, P + N);
-  std::vector<double> prefill, decode;
+  Session session(model, std::max(P, depth) + N);
+  std::vector<double> prefill, decode, deep;
   for (int r = 0; r < R; ++r) {
     session.reset();
     auto t0 = Clock::now();
@@ -111,9 +120,20 @@ int cmd_bench(int argc, char** argv) {
     prefill.push_back(P / seconds(t0, t1));
     for (int i = 0; i < N; ++i) logits = session.decode(argmax(logits, c.vocab_size));
     if (N > 0) decode.push_back(N / seconds(t1, Clock::now()));
+    if (depth > 0) {
+      session.reset();
+      session.fill_context(depth, r);
+      int next = prompt[0];
+      t0 = Clock::now();
+      for (int i = 0; i < N; ++i) next = argmax(session.decode(next), c.vocab_size);
+      deep.push_back(N / seconds(t0, Clock::now()));
+    }
   }
   const Spread pre = spread(prefill);
   const Spread dec = N > 0 ? spread(decode) : Spread{0, 0, 0};
+  const Spread at_depth = depth > 0 ? spread(deep) : Spread{0, 0, 0};
+  // How much slower decode is at depth than from an empty context (medians).
+  const double slowdown = depth > 0 ? dec.median / at_depth.median - 1.0 : 0.0;
   rusage ru;
   ::getrusage(RUSAGE_SELF, &ru);
   const double peak = ru.ru_maxrss * 1024.0;  // before the bandwidth buffer is allocated
@@ -132,6 +152,11 @@ int cmd_bench(int argc, char** argv) {
                         {"prefill_tok_s", s(pre)},       {"decode_tok_s", s(dec)},
                         {"peak_rss_bytes", peak},        {"weight_bytes_per_token", bytes_per_token},
                         {"read_bandwidth_bytes_s", bandwidth}, {"roofline_fraction", roofline}};
+    if (depth > 0) {
+      j["depth"] = depth;
+      j["decode_at_depth_tok_s"] = s(at_depth);
+      j["depth_slowdown"] = slowdown;
+    }
     std::puts(j.dump().c_str());
     return 0;
   }
@@ -142,6 +167,10 @@ int cmd_bench(int argc, char** argv) {
               pre.median, pre.min, pre.max, R);
   std::printf("decode     %d tokens: %.1f tok/s median (%.1f .. %.1f)\n", N, dec.median, dec.min,
               dec.max);
+  if (depth > 0)
+    std::printf("depth      %d tokens after %d positions: %.1f tok/s median (%.1f .. %.1f), "
+                "%.1f%% slower than from an empty context\n",
+                N, depth, at_depth.median, at_depth.min, at_depth.max, 100.0 * slowdown);
   std::printf("memory     peak %.1f MB; %.3f MB of weights read per decoded token\n", peak / 1e6,
               bytes_per_token / 1e6);
   std::printf("roofline   read bandwidth %.1f GB/s -> %.1f%% of the decode roofline\n",
