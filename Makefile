@@ -120,9 +120,10 @@ $(BUILD)/bench/kernels_bench: $(BENCH_OBJ) $(BUILD)/tools/shared_files.o $(BUILD
 bench: $(BUILD)/bench/kernels_bench
 	ROTOR_SHARED=$(SHARED) $< $(BENCH_ARGS)
 
-# The end-to-end speed tables (bench/run_speed.sh): stories260K per format and ISA, and
+# The end-to-end speed tables (bench/run_speed.sh): stories260K per format and ISA;
 # synthetic TinyLlama-1.1B and LLaMA-2-7B files (cached in models/cache/synth/) through
-# `rotor bench` at 1 and 2 threads.
+# `rotor bench` at 1 and 2 threads; at LLaMA-2-7B shape the online steps' share of decode and
+# decode after 4096 positions of context.
 speed: $(BUILD)/rotor
 	ROTOR=$(BUILD)/rotor SHARED=$(SHARED) bench/run_speed.sh
 

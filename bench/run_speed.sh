@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The end-to-end speed tables of docs/BENCHMARKS.md, in markdown (`make speed` runs both):
+# The end-to-end speed tables of docs/BENCHMARKS.md, in markdown (`make speed` runs them all):
 #   stories  prefill and decode tokens/s of `rotor run` on stories260K per format and kernel
 #            ISA: median of REPEAT runs (default 5), one thread.
 #   synth    `rotor bench` on random-weight files with real shapes (`rotor synth`; SHAPES,
 #            default "tinyllama-1.1b llama2-7b") in W4A8KV8 and W4A4KV4, at each of THREADS
 #            (default "1 2"): prefill/decode tok/s, decode roofline fraction, peak memory.
-#            The files are kept in models/cache/synth/ and reused.
-# Usage: bench/run_speed.sh [stories] [synth]   (no argument: both)
+#   online   decode at ONLINE_SHAPE (default llama2-7b), W4A4KV4, without and with each
+#            rotation recipe's online steps, and their share of decode time.
+#   depth    decode at ONLINE_SHAPE from an empty context and after 4096 − DECODE_TOKENS
+#            cached positions, per K cache layout.
+# The synthetic files are kept in models/cache/synth/ and reused (llama2-7b: 3.6 GB each).
+# Usage: bench/run_speed.sh [stories] [synth] [online] [depth]   (no argument: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROTOR=${ROTOR:-build/rotor}
@@ -17,7 +21,8 @@ THREADS=${THREADS:-1 2}
 PROMPT_TOKENS=${PROMPT_TOKENS:-128}
 DECODE_TOKENS=${DECODE_TOKENS:-32}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
-tables=${*:-stories synth}
+ONLINE_SHAPE=${ONLINE_SHAPE:-llama2-7b}
+tables=${*:-stories synth online depth}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -59,8 +64,6 @@ json_median() { sed "s/.*\"$1\":{[^}]*\"median\":\([0-9.e+-]*\).*/\1/" <<<"$2"; 
 json_number() { sed "s/.*\"$1\":\([0-9.e+-]*\).*/\1/" <<<"$2"; }
 
 synth_table() {
-  local cache=models/cache/synth
-  mkdir -p "$cache"
   echo "rotor bench -p $PROMPT_TOKENS -n $DECODE_TOKENS -r $BENCH_REPEAT on rotor synth files (median)"
   echo
   printf '| model | format | ISA | threads | prefill tok/s | decode tok/s | decode roofline | peak MB |\n'
@@ -68,9 +71,8 @@ synth_table() {
   for shape in $SHAPES; do
     for fmt in "w4a8kv8 --a-bits 8 --kv-bits 8" "w4a4kv4 --a-bits 4 --kv-bits 4"; do
       read -r name flags <<<"$fmt"
-      file=$cache/$shape-$name.rotor
       # shellcheck disable=SC2086  # flags are words
-      [ -f "$file" ] || "$ROTOR" synth --shape "$shape" --w-bits 4 $flags -o "$file" >&2
+      file=$(synth_file "$shape-$name-kivi32" --shape "$shape" $flags)
       for t in $THREADS; do
         out=$("$ROTOR" bench -m "$file" -p "$PROMPT_TOKENS" -n "$DECODE_TOKENS" \
               -r "$BENCH_REPEAT" -t "$t" --json)
@@ -84,11 +86,62 @@ synth_table() {
   done
 }
 
+# A synthetic file in the cache, written on first use: synth_file NAME SYNTH-FLAGS...
+synth_file() {
+  local file=models/cache/synth/$1.rotor
+  shift
+  mkdir -p models/cache/synth
+  [ -f "$file" ] || "$ROTOR" synth "$@" -o "$file" >&2
+  echo "$file"
+}
+
+# Decode tok/s median of rotor bench at ONLINE_SHAPE in W4A4KV4 without and with each recipe's
+# online steps (rotor synth --rotation/--bdq), and the share of decode time they take.
+online_table() {
+  local shape=$ONLINE_SHAPE t=${THREADS##* }
+  echo "Online steps at $shape, W4A4KV4, $t threads: rotor bench -p 1 -n $DECODE_TOKENS -r $BENCH_REPEAT (median)"
+  echo
+  printf '| online steps | synth flags | decode tok/s | share of decode time |\n|---|---|---|---|\n'
+  local base=""
+  while IFS='|' read -r label key flags; do
+    # shellcheck disable=SC2086  # flags are words
+    file=$(synth_file "$shape-w4a4kv4-$key" --shape "$shape" --a-bits 4 --kv-bits 4 $flags)
+    out=$("$ROTOR" bench -m "$file" -p 1 -n "$DECODE_TOKENS" -r "$BENCH_REPEAT" -t "$t" --json)
+    dec=$(json_median decode_tok_s "$out")
+    [ -n "$base" ] || base=$dec
+    printf '| %s | `%s` | %.2f | %s |\n' "$label" "${flags:-(none)}" "$dec" \
+      "$(awk -v b="$base" -v d="$dec" 'BEGIN { printf "%.1f%%", 100 * (1 - d / b) }')"
+  done <<'ROWS'
+none|kivi32|
+R4 + BDQ scale (KIVI K cache)|hadamard-bdq|--rotation hadamard --bdq
+R3 + R4 + BDQ scale (per-token K cache)|hadamard-bdq-k0|--rotation hadamard --bdq --kv-k-group 0
+R4 + BDQ scale + psot-layer residual blocks|psot-layer-bdq|--rotation psot-layer --bdq
+ROWS
+}
+
+# Decode at an empty context and after DEPTH cached positions (rotor bench --depth), W4A4KV4
+# with each K cache layout, at ONLINE_SHAPE.
+depth_table() {
+  local shape=$ONLINE_SHAPE t=${THREADS##* } depth=$((4096 - DECODE_TOKENS))
+  echo "Context depth at $shape, W4A4KV4, $t threads: rotor bench -p 1 -n $DECODE_TOKENS --depth $depth -r $BENCH_REPEAT (median)"
+  echo
+  printf '| K cache | decode tok/s, empty | decode tok/s at %d | slowdown |\n|---|---|---|---|\n' "$depth"
+  for k in 32 0; do
+    file=$(synth_file "$shape-w4a4kv4-kivi$k" --shape "$shape" --a-bits 4 --kv-bits 4 --kv-k-group "$k")
+    out=$("$ROTOR" bench -m "$file" -p 1 -n "$DECODE_TOKENS" -r "$BENCH_REPEAT" -t "$t" --depth "$depth" --json)
+    printf '| %s | %.2f | %.2f | %.1f%% |\n' "$([ "$k" = 0 ] && echo "per token" || echo "KIVI, groups of $k")" \
+      "$(json_median decode_tok_s "$out")" "$(json_median decode_at_depth_tok_s "$out")" \
+      "$(awk -v s="$(json_number depth_slowdown "$out")" 'BEGIN { print 100 * s }')"
+  done
+}
+
 for table in $tables; do
   case $table in
     stories) stories_table ;;
     synth) synth_table ;;
-    *) echo "run_speed.sh: unknown table '$table' (stories, synth)" >&2; exit 2 ;;
+    online) online_table ;;
+    depth) depth_table ;;
+    *) echo "run_speed.sh: unknown table '$table' (stories, synth, online, depth)" >&2; exit 2 ;;
   esac
   echo
 done
