@@ -105,16 +105,20 @@ void Session::forward(const int* tokens, int n, int logit_rows) {
   const int D = c_.dim, KV = c_.kv_dim(), I = c_.hidden_dim, hd = c_.head_dim();
   const int group = c_.n_heads / c_.n_kv_heads;
   const OnlineRotations& online = model_.online;
+  StepClock clock(profile_);
   for (int r = 0; r < n; ++r)
     model_.embedding->lookup(tokens[r], &x_[r * D]);
+  clock.lap(Step::kEmbedding);
 
   for (int l = 0; l < c_.n_layers; ++l) {
     const LayerWeights& w = model_.layers[l];
     for (int r = 0; r < n; ++r) rmsnorm(&x_[r * D], w.attn_norm, D, c_.norm_eps, &xb_[r * D]);
     if (observer_) observer_->observe(l, LinearInput::kAttention, xb_.data(), n, D);
+    clock.lap(Step::kNorm);
     w.wq->forward(xb_.data(), n, q_.data());
     w.wk->forward(xb_.data(), n, k_.data());
     w.wv->forward(xb_.data(), n, v_.data());
+    clock.lap(Step::kQkv);
     for (int r = 0; r < n; ++r) {
       const int pos = pos_ + r;
       rope_.apply(&q_[r * D], c_.n_heads, pos);
@@ -125,6 +129,7 @@ void Session::forward(const int* tokens, int n, int logit_rows) {
       }
       cache_.store(l, pos, &k_[r * KV], &v_[r * KV]);
     }
+    clock.lap(Step::kRopeCache);
     // One task per (token, head); each worker has its own row of scores.
     scores_.resize(static_cast<size_t>(ctx_) * thread_pool().size());
     thread_pool().parallel_for(n * c_.n_heads, [&](int task, int worker) {
@@ -133,23 +138,38 @@ void Session::forward(const int* tokens, int n, int logit_rows) {
                     &scores_[static_cast<size_t>(worker) * ctx_], &att_[r * D + h * hd]);
     });
     if (observer_) observer_->observe(l, LinearInput::kAttentionOut, att_.data(), n, D);
+    clock.lap(Step::kAttention);
     w.wo->forward(att_.data(), n, xb_.data());
-    if (w.resid_attn)
+    clock.lap(Step::kOutProj);
+    if (w.resid_attn) {
       blockdiag_matmul(x_.data(), n, D, w.resid_attn, online.resid_blocks, att_.data());
+      clock.lap(Step::kResidBlocks);
+    }
     for (int i = 0; i < n * D; ++i) x_[i] += xb_[i];
+    clock.lap(Step::kResidual);
 
     for (int r = 0; r < n; ++r) rmsnorm(&x_[r * D], w.ffn_norm, D, c_.norm_eps, &xb_[r * D]);
     if (observer_) observer_->observe(l, LinearInput::kMlp, xb_.data(), n, D);
+    clock.lap(Step::kNorm);
     w.w_gate->forward(xb_.data(), n, gate_.data());
     w.w_up->forward(xb_.data(), n, up_.data());
+    clock.lap(Step::kGateUp);
     swiglu(gate_.data(), up_.data(), n * I);
+    clock.lap(Step::kSwiglu);
     // R4, with BDQ's 1/s fused into its last pass (without R4, s is folded into up_proj).
-    if (online.down) online.down->apply_rows(gate_.data(), n, I, w.down_scale);
+    if (online.down) {
+      online.down->apply_rows(gate_.data(), n, I, w.down_scale);
+      clock.lap(Step::kR4);
+    }
     if (observer_) observer_->observe(l, LinearInput::kMlpDown, gate_.data(), n, I);
     w.w_down->forward(gate_.data(), n, xb_.data());
-    if (w.resid_mlp)
+    clock.lap(Step::kDown);
+    if (w.resid_mlp) {
       blockdiag_matmul(x_.data(), n, D, w.resid_mlp, online.resid_blocks, att_.data());
+      clock.lap(Step::kResidBlocks);
+    }
     for (int i = 0; i < n * D; ++i) x_[i] += xb_[i];
+    clock.lap(Step::kResidual);
   }
   pos_ += n;
 
@@ -157,7 +177,9 @@ void Session::forward(const int* tokens, int n, int logit_rows) {
   const int first = n - logit_rows;
   for (int r = first; r < n; ++r)
     rmsnorm(&x_[r * D], model_.final_norm, D, c_.norm_eps, &xb_[(r - first) * D]);
+  clock.lap(Step::kNorm);
   model_.classifier->forward(xb_.data(), logit_rows, logits_.data());
+  clock.lap(Step::kClassifier);
 }
 
 }  // namespace rotor

@@ -8,6 +8,7 @@
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "engine/ops.h"
+#include "engine/step_profile.h"
 
 namespace rotor {
 
@@ -40,6 +41,8 @@ class Session {
   void fill_context(int n, uint64_t seed);
   // Shows every linear layer's input to `observer` (nullptr to stop).
   void set_observer(ActivationObserver* observer) { observer_ = observer; }
+  // Adds each step's time of every later forward pass to `profile` (nullptr to stop).
+  void set_profile(StepProfile* profile) { profile_ = profile; }
 
   // Runs tokens at positions pos() .. pos()+n-1 and returns the logits after the last one
   // (vocab floats, valid until the next call). With all_logits, also returns [n, vocab].
@@ -59,6 +62,7 @@ class Session {
   int max_batch_;
   int pos_ = 0;
   ActivationObserver* observer_ = nullptr;
+  StepProfile* profile_ = nullptr;
   Rope rope_;
   KvCache cache_;
   // Scratch, sized for max_batch_ rows.

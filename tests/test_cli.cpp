@@ -215,9 +215,10 @@ TEST_CASE("cli: bench reports speeds, memory, bandwidth and roofline") {
   CHECK(too_long.exit_code == 2);
   CHECK(too_long.err.find("exceed the model's 512 positions") != std::string::npos);
 
-  // --depth: decode again after that many cached positions, and the slowdown of the medians.
+  // --depth: decode again after that many cached positions, and the slowdown of the medians;
+  // --profile: every step's share of decode time.
   CliResult deep = run_rotor({"bench", "-m", llama2c_path("stories260K"), "-p", "8", "-n", "8",
-                              "-r", "1", "-t", "1", "--depth", "400", "--json"});
+                              "-r", "1", "-t", "1", "--depth", "400", "--profile", "--json"});
   REQUIRE_MESSAGE(deep.exit_code == 0, deep.err);
   auto d = nlohmann::json::parse(deep.out);
   CHECK(d["depth"] == 400);
@@ -225,6 +226,16 @@ TEST_CASE("cli: bench reports speeds, memory, bandwidth and roofline") {
   CHECK(at_depth > 0);
   CHECK(d["depth_slowdown"].get<double>() ==
         doctest::Approx(d["decode_tok_s"]["median"].get<double>() / at_depth - 1.0));
+  double total = 0.0;
+  for (const auto& [step, share] : d["decode_step_share"].items()) {
+    CAPTURE(step);
+    CHECK(share.get<double>() > 0.0);
+    total += share.get<double>();
+  }
+  CHECK(total == doctest::Approx(1.0));
+  for (const char* step : {"embedding", "rmsnorm", "q/k/v proj", "attention", "o_proj",
+                           "gate/up proj", "down_proj", "classifier"})
+    CHECK(d["decode_step_share"].contains(step));
   for (const std::vector<std::string>& bad :
        {std::vector<std::string>{"--depth", "500", "-n", "100"}, {"--depth", "10", "-n", "0"}}) {
     std::vector<std::string> args = {"bench", "-m", llama2c_path("stories260K"), "-p", "8"};

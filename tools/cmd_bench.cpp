@@ -8,13 +8,16 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "engine/error.h"
 #include "engine/kernels/kernels.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
+#include "engine/step_profile.h"
 #include "engine/threads.h"
 #include "tools/cli_model.h"
 #include "tools/commands.h"
@@ -67,6 +70,20 @@ double read_bandwidth(int threads) {
   return best;
 }
 
+// The steps that took any time, in forward-pass order, with their share of the total.
+std::vector<std::pair<const char*, double>> step_shares(const StepProfile& p) {
+  std::vector<std::pair<const char*, double>> out;
+  for (int s = 0; s < static_cast<int>(Step::kCount); ++s)
+    if (p.seconds[s] > 0) out.emplace_back(step_name(static_cast<Step>(s)), p.seconds[s] / p.total());
+  return out;
+}
+
+std::string percent(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * fraction);
+  return buf;
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
@@ -84,6 +101,7 @@ int cmd_bench(int argc, char** argv) {
   args.option("depth", 'd', "D",
               "also decode N tokens after D positions of context (random cached keys and "
               "values, not a prefill) and report the slowdown against an empty context", "0");
+  args.flag("profile", 0, "also time each step of the decode passes and report its share");
   args.flag("json", 0, "print one JSON object");
   if (!args.parse(argc, argv)) return 0;
 
@@ -112,14 +130,19 @@ int cmd_bench(int argc, char** argv) {
 
   Session session(model, std::max(P, depth) + N);
   std::vector<double> prefill, decode, deep;
+  // Timing the steps costs a clock read per step: the profiled passes are the decode ones only.
+  StepProfile profile;
+  const bool profiling = args.has("profile");
   for (int r = 0; r < R; ++r) {
     session.reset();
     auto t0 = Clock::now();
     const float* logits = session.prefill(prompt);
     auto t1 = Clock::now();
     prefill.push_back(P / seconds(t0, t1));
+    if (profiling) session.set_profile(&profile);
     for (int i = 0; i < N; ++i) logits = session.decode(argmax(logits, c.vocab_size));
     if (N > 0) decode.push_back(N / seconds(t1, Clock::now()));
+    session.set_profile(nullptr);
     if (depth > 0) {
       session.reset();
       session.fill_context(depth, r);
@@ -152,6 +175,10 @@ int cmd_bench(int argc, char** argv) {
                         {"prefill_tok_s", s(pre)},       {"decode_tok_s", s(dec)},
                         {"peak_rss_bytes", peak},        {"weight_bytes_per_token", bytes_per_token},
                         {"read_bandwidth_bytes_s", bandwidth}, {"roofline_fraction", roofline}};
+    if (profiling) {
+      nlohmann::json& shares = j["decode_step_share"];
+      for (const auto& [name, share] : step_shares(profile)) shares[name] = share;
+    }
     if (depth > 0) {
       j["depth"] = depth;
       j["decode_at_depth_tok_s"] = s(at_depth);
@@ -171,6 +198,12 @@ int cmd_bench(int argc, char** argv) {
     std::printf("depth      %d tokens after %d positions: %.1f tok/s median (%.1f .. %.1f), "
                 "%.1f%% slower than from an empty context\n",
                 N, depth, at_depth.median, at_depth.min, at_depth.max, 100.0 * slowdown);
+  if (profiling) {
+    std::string line;
+    for (const auto& [name, share] : step_shares(profile))
+      line += (line.empty() ? "" : ", ") + std::string(name) + " " + percent(share);
+    std::printf("steps      share of decode time: %s\n", line.c_str());
+  }
   std::printf("memory     peak %.1f MB; %.3f MB of weights read per decoded token\n", peak / 1e6,
               bytes_per_token / 1e6);
   std::printf("roofline   read bandwidth %.1f GB/s -> %.1f%% of the decode roofline\n",
