@@ -433,3 +433,53 @@ TEST_CASE("kernels: the bandwidth probe's byte total is exact") {
         }
       }
 }
+
+TEST_CASE("kernels: the epilogue gives the scaled exact block dots in every layout") {
+  // Against Σ_b s_w·s_x·Σ_j (q − z_x)·(w' − z_w) in double, from the codes themselves: one
+  // block per row (32-bit sums, and 8-bit rows too wide for them), several blocks in one
+  // weight group (per-head activation segments), several groups; random and extreme codes.
+  std::mt19937 rng(89);
+  struct Layout { int rows, cols, bits, group, block, segment; };
+  const Layout layouts[] = {{13, 256, 4, 256, 256, 256},     {6, 22016, 8, 22016, 22016, 22016},
+                            {13, 512, 4, 512, 64, 64},       {7, 512, 8, 512, 32, 32},
+                            {9, 256, 4, 32, 32, 256},        {5, 384, 8, 128, 64, 64}};
+  for (const Layout& s : layouts)
+    for (int mode = 0; mode < 3; ++mode) {
+      CAPTURE(s.cols); CAPTURE(s.bits); CAPTURE(s.block); CAPTURE(s.segment); CAPTURE(mode);
+      const int tokens = 3, nb = s.cols / s.block, nseg = s.cols / s.segment;
+      RandomMatrix w(s.rows, s.cols, s.bits, s.group, s.block, mode, rng);
+      for (int32_t& z : w.zeros) z = mode == 0 ? z : mode == 1 ? -(1 << (s.bits - 1)) : (1 << (s.bits - 1)) - 1;
+      QuantizedActs a;
+      a.tokens = tokens;
+      a.cols_padded = s.cols;
+      a.segment = s.segment;
+      a.block = s.block;
+      a.q = random_acts(tokens, s.cols, 8, mode, rng);
+      std::uniform_real_distribution<float> scale(0.001f, 0.1f);
+      std::uniform_int_distribution<int> zero(0, 255);
+      for (int k = 0; k < tokens * nseg; ++k) {
+        a.scale.push_back(scale(rng));
+        a.zero.push_back(mode == 0 ? zero(rng) : mode == 1 ? 255 : 0);
+      }
+      a.sums.assign(static_cast<size_t>(tokens) * nb, 0);
+      for (int t = 0; t < tokens; ++t)
+        for (int j = 0; j < s.cols; ++j) a.sums[t * nb + j / s.block] += a.q[t * s.cols + j];
+      std::vector<int32_t> dots(static_cast<size_t>(tokens) * s.rows * nb);
+      kScalarKernels.block_dots(w.m, a.q.data(), s.cols, tokens, 0, s.rows, dots.data());
+      std::vector<float> y(static_cast<size_t>(tokens) * s.rows);
+      linear_epilogue(w.m, a, 0, tokens, 0, s.rows, dots.data(), y.data(), s.rows);
+      for (int t = 0; t < tokens; ++t)
+        for (int r = 0; r < s.rows; ++r) {
+          double expected = 0.0, magnitude = 0.0;
+          for (int j = 0; j < s.cols; ++j) {
+            const int g = r * (s.cols / s.group) + j / s.group, seg = t * nseg + j / s.segment;
+            const double v = static_cast<double>(w.scales[g]) * a.scale[seg] *
+                             (a.q[t * s.cols + j] - a.zero[seg]) *
+                             (w.signed_codes[static_cast<size_t>(r) * s.cols + j] - w.zeros[g]);
+            expected += v;
+            magnitude += std::fabs(v);
+          }
+          CHECK(std::fabs(y[t * s.rows + r] - expected) <= 1e-5 * (magnitude + 1e-30));
+        }
+    }
+}

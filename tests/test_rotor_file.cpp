@@ -205,6 +205,11 @@ TEST_CASE("rotor file: unknown version, bad offsets and bad shapes name the prob
             .find("has shape [64, 64], expected [32, 64]") != std::string::npos);
   CHECK(edit_manifest([&](nlohmann::json& j) { tensor(j, "layers.0.w_up")["bits"] = 3; })
             .find("inconsistent quantization parameters") != std::string::npos);
+  // Zero points read from the packed codes' bytes: far outside the 4-bit codes.
+  CHECK(edit_manifest([&](nlohmann::json& j) {
+          nlohmann::json& parts = tensor(j, "layers.1.wk")["parts"];
+          parts["zeros"]["offset"] = parts["codes"]["offset"];
+        }).find("'layers.1.wk': zero point") != std::string::npos);
   CHECK(edit_manifest([&](nlohmann::json& j) { j["config"]["n_heads"] = 7; })
             .find("not a multiple") != std::string::npos);
   CHECK(edit_manifest([&](nlohmann::json& j) { j["recipe"]["kv_bits"] = 5; })

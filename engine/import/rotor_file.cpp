@@ -181,6 +181,13 @@ class TensorTable {
     } catch (const json::exception&) {
       throw Error(path_ + ": " + what + ": missing parts");
     }
+    // Zero points are codes (the quantizer clamps them so): the linear epilogue's 32-bit
+    // integer arithmetic relies on it.
+    const int32_t zmin = -(1 << (m.bits - 1)), zmax = (1 << (m.bits - 1)) - 1;
+    for (uint64_t i = 0; i < r * m.groups(); ++i)
+      if (m.zeros[i] < zmin || m.zeros[i] > zmax)
+        throw Error(path_ + ": " + what + ": zero point " + std::to_string(m.zeros[i]) +
+                    " is not a " + std::to_string(m.bits) + "-bit code");
     return m;
   }
 

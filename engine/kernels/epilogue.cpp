@@ -6,60 +6,127 @@ namespace rotor {
 
 namespace {
 
-// Σ (q − z_x)·(w' − z_w) over one block of n columns, exactly.
-inline int64_t exact_dot(int32_t dot, int32_t zw, int32_t qsum, int32_t zx, int32_t wsum,
-                         int64_t n) {
-  return static_cast<int64_t>(dot) - static_cast<int64_t>(zw) * qsum -
-         static_cast<int64_t>(zx) * wsum + n * zx * zw;
+// The exact block dot Σ (q − z_x)·(w' − z_w) over n columns is
+//   dot − z_w·c − z_x·Σw',  c = Σq − n·z_x,
+// and each of its terms is at most n·255·2^(bits−1) in magnitude (zero points are codes, which
+// the loader checks). Where three such terms fit int32 the sums are taken in int32, which the
+// compiler vectorizes, else in int64: the same integers either way.
+bool fits_int32(const PackedMatrix& w) {
+  return 3.0 * w.block * 255 * (1 << (w.bits - 1)) < 2147483648.0;
 }
 
-// The rows of one token when each has one block (per-channel weights, whole-row activations):
-// the loop below without its inner loop and index arithmetic, about 3.5 times as fast.
+template <class Int>
+inline Int exact_dot(int32_t dot, int32_t zw, Int c, int32_t zx, int32_t wsum) {
+  return static_cast<Int>(dot) - static_cast<Int>(zw) * c - static_cast<Int>(zx) * wsum;
+}
+
+// The rows of one token when each has one block (per-channel weights, whole-row activations).
+template <class Int>
 void one_block_rows(const int32_t* d, const float* sw, const int32_t* zw, const int32_t* wsum,
-                    float sx, int32_t zx, int32_t qsum, int64_t n, int rows, float* y) {
+                    float sx, int32_t zx, Int c, int rows, float* y) {
   for (int r = 0; r < rows; ++r)
-    y[r] = 0.0f + (sw[r] * sx) * static_cast<float>(exact_dot(d[r], zw[r], qsum, zx, wsum[r], n));
+    y[r] = 0.0f + (sw[r] * sx) * static_cast<float>(exact_dot<Int>(d[r], zw[r], c, zx, wsum[r]));
+}
+
+// Per block of one token: its activation scale and zero point, and c = Σq − n·z_x.
+struct TokenBlocks {
+  std::vector<float> sx;
+  std::vector<int32_t> zx;
+  std::vector<int64_t> c;
+};
+
+// One weight group per row (per-channel weights) with several blocks (o_proj's per-head
+// activation segments), int32-exact: y = s_w · Σ_b s_x[b]·e_b, summed in kLanes interleaved
+// partial sums added in a fixed order, so the compiler can vectorize it without reassociating
+// anything (scalar and vector code give the same floats).
+constexpr int kLanes = 8;
+void one_group_rows(const PackedMatrix& w, const TokenBlocks& k, int r0, int r1, const int32_t* d,
+                    float* y) {
+  const int nb = w.blocks();
+  thread_local std::vector<int32_t> c;
+  c.assign(k.c.begin(), k.c.end());
+  for (int r = r0; r < r1; ++r, d += nb) {
+    const int32_t* wsum = w.sums + static_cast<size_t>(r) * nb;
+    const int32_t zw = w.zeros[r];
+    auto term = [&](int b) {
+      return k.sx[b] * static_cast<float>(exact_dot<int32_t>(d[b], zw, c[b], k.zx[b], wsum[b]));
+    };
+    float acc[kLanes] = {};
+    int b = 0;
+    for (; b + kLanes <= nb; b += kLanes)
+      for (int l = 0; l < kLanes; ++l) acc[l] += term(b + l);
+    for (int l = 0; b < nb; ++b, ++l) acc[l] += term(b);
+    static_assert(kLanes == 8, "the reduction below adds eight lanes");
+    const float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    y[r] = w.scales[r] * sum;
+  }
+}
+
+// Any other layout (groups of weight columns): rows [r, r + R) at a time, so that their R
+// chains of dependent float additions overlap; each row still sums its blocks in order.
+template <int R>
+void grouped_rows(const PackedMatrix& w, const TokenBlocks& k, const int* group_of, int r,
+                  const int32_t* d, float* y) {
+  const int nb = w.blocks(), ng = w.groups();
+  float acc[R] = {};
+  for (int b = 0; b < nb; ++b) {
+    const int g = group_of[b];
+    for (int i = 0; i < R; ++i) {
+      const size_t row = static_cast<size_t>(r + i);
+      acc[i] += (w.scales[row * ng + g] * k.sx[b]) *
+                static_cast<float>(exact_dot<int64_t>(d[i * nb + b], w.zeros[row * ng + g], k.c[b],
+                                                      k.zx[b], w.sums[row * nb + b]));
+    }
+  }
+  for (int i = 0; i < R; ++i) y[r + i] = acc[i];
 }
 
 }  // namespace
 
 void linear_epilogue(const PackedMatrix& w, const QuantizedActs& a, int t0, int n_tokens, int r0,
                      int r1, const int32_t* dots, float* y, size_t y_stride) {
-  const int nb = w.blocks(), ng = w.groups();
+  const int nb = w.blocks(), rows = r1 - r0;
   const int nseg = a.cols_padded / a.segment;
   const int64_t n = w.block;
-  // Each block's weight group and activation segment, looked up rather than divided out in
-  // the inner loop (two integer divisions per block cost more than the rest of its work).
-  thread_local std::vector<int> group_of, segment_of;
+  const bool int32 = fits_int32(w);
+  // Each block's weight group, looked up rather than divided out per (row, block).
+  thread_local std::vector<int> group_of;
   group_of.resize(nb);
-  segment_of.resize(nb);
-  for (int b = 0; b < nb; ++b) {
-    group_of[b] = b / (w.group / w.block);
-    segment_of[b] = b / (a.segment / w.block);
-  }
+  for (int b = 0; b < nb; ++b) group_of[b] = b / (w.group / w.block);
+  thread_local TokenBlocks k;
+  k.sx.resize(nb);
+  k.zx.resize(nb);
+  k.c.resize(nb);
   for (int t = 0; t < n_tokens; ++t) {
     const int tok = t0 + t;
     const float* sx = &a.scale[static_cast<size_t>(tok) * nseg];
     const int32_t* zx = &a.zero[static_cast<size_t>(tok) * nseg];
     const int32_t* qsum = &a.sums[static_cast<size_t>(tok) * nb];
+    const int32_t* d = dots + static_cast<size_t>(t) * rows * nb;
+    float* yt = y + t * y_stride;
     if (nb == 1) {
-      one_block_rows(dots + static_cast<size_t>(t) * (r1 - r0), w.scales + r0, w.zeros + r0,
-                     w.sums + r0, sx[0], zx[0], qsum[0], n, r1 - r0, y + t * y_stride + r0);
+      const int64_t c = qsum[0] - n * zx[0];
+      if (int32)
+        one_block_rows<int32_t>(d, w.scales + r0, w.zeros + r0, w.sums + r0, sx[0], zx[0],
+                                static_cast<int32_t>(c), rows, yt + r0);
+      else
+        one_block_rows<int64_t>(d, w.scales + r0, w.zeros + r0, w.sums + r0, sx[0], zx[0], c,
+                                rows, yt + r0);
       continue;
     }
-    for (int r = r0; r < r1; ++r) {
-      const int32_t* d = dots + (static_cast<size_t>(t) * (r1 - r0) + (r - r0)) * nb;
-      const float* sw = w.scales + static_cast<size_t>(r) * ng;
-      const int32_t* zw = w.zeros + static_cast<size_t>(r) * ng;
-      const int32_t* wsum = w.sums + static_cast<size_t>(r) * nb;
-      float acc = 0.0f;
-      for (int b = 0; b < nb; ++b) {
-        const int g = group_of[b], s = segment_of[b];
-        acc += (sw[g] * sx[s]) * static_cast<float>(exact_dot(d[b], zw[g], qsum[b], zx[s],
-                                                              wsum[b], n));
-      }
-      y[t * y_stride + r] = acc;
+    for (int b = 0; b < nb; ++b) {
+      const int s = b / (a.segment / w.block);
+      k.sx[b] = sx[s];
+      k.zx[b] = zx[s];
+      k.c[b] = qsum[b] - n * zx[s];
     }
+    if (w.groups() == 1 && int32) {
+      one_group_rows(w, k, r0, r1, d, yt);
+      continue;
+    }
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) grouped_rows<4>(w, k, group_of.data(), r, d + (r - r0) * nb, yt);
+    for (; r < r1; ++r) grouped_rows<1>(w, k, group_of.data(), r, d + (r - r0) * nb, yt);
   }
 }
 
