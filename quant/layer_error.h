@@ -28,4 +28,16 @@ ActQuantParams choose_act_clip(const float* x, int rows, int cols,
                                const std::vector<const float*>& wq,
                                const std::vector<int>& outs, ActQuantParams act);
 
+// Per-segment clips for an input quantized per segment (o_proj: per head), refined from act's
+// shared pair by coordinate descent: each segment in turn takes the pair from the same grid
+// that minimizes the total output error with the other segments fixed. Returns act with
+// `segments` (the engine's count, cols_padded / segment) entries in segment_clips, those past
+// the logical columns holding the shared pair, or with none if no segment does better with a
+// pair of its own. Never worse than the shared pair on x.
+ActQuantParams choose_segment_clips(const float* x, int rows, int cols,
+                                    const std::vector<const float*>& w,
+                                    const std::vector<const float*>& wq,
+                                    const std::vector<int>& outs, ActQuantParams act,
+                                    int segments);
+
 }  // namespace rotor

@@ -149,6 +149,9 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
         }
         const ActivationRecorder::Rows& x = samples->rows(i, input);
         stored = choose_act_clip(x.data.data(), x.n(), cols, w, wq, outs, a);
+        if (a.segment > 0)  // o_proj: then a pair per head
+          stored = choose_segment_clips(x.data.data(), x.n(), cols, w, wq, outs, stored,
+                                        ms[0].cols_padded / a.segment);
       }
       if (stored.segment == 0) stored.segment = ms[0].cols_padded;
       for (size_t k = 0; k < ms.size(); ++k) out.add_packed(p + ws[k].first, ms[k], stored);

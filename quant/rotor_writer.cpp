@@ -194,6 +194,8 @@ void RotorFileWriter::add_packed(const std::string& name, const QuantizedMatrix&
             {"bits", m.bits},        {"group", m.group},  {"block", m.block}};
   t["act"] = {{"bits", act.bits}, {"segment", act.segment},
               {"clip_min", act.clip_min}, {"clip_max", act.clip_max}};
+  for (const ActQuantParams::Clip& c : act.segment_clips)
+    t["act"]["segment_clips"].push_back({c.min, c.max});
   t["parts"] = {{"codes", append(m.codes.data(), m.codes.size())},
                 {"scales", append(m.scales.data(), m.scales.size() * sizeof(float))},
                 {"zeros", append(m.zeros.data(), m.zeros.size() * sizeof(int32_t))},

@@ -160,50 +160,78 @@ TEST_CASE("kernels: activation quantization matches the scalar reference exactly
   std::mt19937 rng(99);
   const auto isas = isas_under_test();
   struct Shape { int cols, cols_padded, segment, block; };
-  const Shape shapes[] = {{64, 64, 64, 64}, {172, 192, 192, 64}, {64, 64, 8, 8},
-                          {1000, 1024, 1024, 128}, {4096, 4096, 128, 128}, {5, 64, 64, 32}};
+  // Also: segments past the logical columns (padding only) and a partly filled one.
+  const Shape shapes[] = {{64, 64, 64, 64},   {172, 192, 192, 64}, {64, 64, 8, 8},
+                          {1000, 1024, 1024, 128}, {4096, 4096, 128, 128}, {5, 64, 64, 32},
+                          {100, 192, 48, 48}, {20, 64, 16, 16}};
   std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+  // Per-segment clips, adversarial: the extremes of (0, 1], one ulp below 1, tiny factors that
+  // squeeze the range to almost nothing, and min and max far apart.
+  const float extreme[] = {1.0f, std::nextafter(1.0f, 0.0f), 0.55f, 0.05f, 1e-3f, 1e-6f};
   for (const Shape& s : shapes)
     for (int bits : {4, 8})
-      for (int mode = 0; mode < 5; ++mode) {
-        CAPTURE(s.cols); CAPTURE(s.segment); CAPTURE(bits); CAPTURE(mode);
-        const int tokens = 3;
-        std::vector<float> x(static_cast<size_t>(tokens) * s.cols);
-        for (size_t i = 0; i < x.size(); ++i) {
-          switch (mode) {
-            case 0: x[i] = normal(rng); break;                          // random
-            case 1: x[i] = 0.75f; break;                                // all equal
-            case 2: x[i] = (i % 2 ? 1.0f : -1.0f) * 3.0e4f; break;      // ± large
-            case 3: x[i] = normal(rng) * (i % 97 == 0 ? 500.0f : 1.0f); break;  // outliers
-            default: x[i] = 0.0f;                                       // all zero
+      for (int mode = 0; mode < 5; ++mode)
+        for (int clips = 0; clips < 3; ++clips) {  // shared, per-segment random, adversarial
+          CAPTURE(s.cols); CAPTURE(s.segment); CAPTURE(bits); CAPTURE(mode); CAPTURE(clips);
+          const int tokens = 3, nseg = s.cols_padded / s.segment;
+          std::vector<float> x(static_cast<size_t>(tokens) * s.cols);
+          for (size_t i = 0; i < x.size(); ++i) {
+            switch (mode) {
+              case 0: x[i] = normal(rng); break;                          // random
+              case 1: x[i] = 0.75f; break;                                // all equal
+              case 2: x[i] = (i % 2 ? 1.0f : -1.0f) * 3.0e4f; break;      // ± large
+              case 3: x[i] = normal(rng) * (i % 97 == 0 ? 500.0f : 1.0f); break;  // outliers
+              default: x[i] = 0.0f;                                       // all zero
+            }
+          }
+          ActQuantParams p{bits, s.segment, s.block, 0.9f, 0.95f};
+          for (int g = 0; clips > 0 && g < nseg; ++g) {
+            const float lo = std::max(unit(rng), 0.01f), hi = std::max(unit(rng), 0.01f);
+            p.segment_clips.push_back(clips == 1 ? ActQuantParams::Clip{lo, hi}
+                                                 : ActQuantParams::Clip{extreme[g % 6],
+                                                                        extreme[(g * 5 + 3) % 6]});
+          }
+          auto make = [&] {
+            QuantizedActs a;
+            a.tokens = tokens;
+            a.cols_padded = s.cols_padded;
+            a.segment = s.segment;
+            a.block = s.block;
+            a.q.assign(static_cast<size_t>(tokens) * s.cols_padded, 0xAA);
+            a.scale.assign(static_cast<size_t>(tokens) * nseg, -1.0f);
+            a.zero.assign(a.scale.size(), -1);
+            a.sums.assign(static_cast<size_t>(tokens) * (s.cols_padded / s.block), -1);
+            return a;
+          };
+          QuantizedActs ref = make();
+          kScalarKernels.quantize_acts(x.data(), s.cols, tokens, p, ref);
+          for (int code : ref.q) CHECK((code >= 0 && code < (1 << bits)));
+          // The reference gives each segment what the shared pair equal to its clips gives it.
+          for (int g = 0; clips > 0 && g < nseg; ++g) {
+            const ActQuantParams::Clip c = p.segment_clips[g];
+            QuantizedActs shared = make();
+            kScalarKernels.quantize_acts(x.data(), s.cols, tokens,
+                                         {bits, s.segment, s.block, c.min, c.max}, shared);
+            for (int t = 0; t < tokens; ++t) {
+              const size_t k = static_cast<size_t>(t) * nseg + g;
+              CHECK(ref.scale[k] == shared.scale[k]);
+              CHECK(ref.zero[k] == shared.zero[k]);
+              const auto q = ref.q.begin() + t * s.cols_padded + g * s.segment;
+              CHECK(std::equal(q, q + s.segment,
+                               shared.q.begin() + t * s.cols_padded + g * s.segment));
+            }
+          }
+          for (Isa isa : isas) {
+            CAPTURE(isa_name(isa));
+            QuantizedActs got = make();
+            kernels_for(isa).quantize_acts(x.data(), s.cols, tokens, p, got);
+            CHECK(got.q == ref.q);
+            CHECK(got.scale == ref.scale);
+            CHECK(got.zero == ref.zero);
+            CHECK(got.sums == ref.sums);
           }
         }
-        ActQuantParams p{bits, s.segment, s.block, 0.9f, 0.95f};
-        auto make = [&] {
-          QuantizedActs a;
-          a.tokens = tokens;
-          a.cols_padded = s.cols_padded;
-          a.segment = s.segment;
-          a.block = s.block;
-          a.q.assign(static_cast<size_t>(tokens) * s.cols_padded, 0xAA);
-          a.scale.assign(static_cast<size_t>(tokens) * (s.cols_padded / s.segment), -1.0f);
-          a.zero.assign(a.scale.size(), -1);
-          a.sums.assign(static_cast<size_t>(tokens) * (s.cols_padded / s.block), -1);
-          return a;
-        };
-        QuantizedActs ref = make();
-        kScalarKernels.quantize_acts(x.data(), s.cols, tokens, p, ref);
-        for (int code : ref.q) CHECK((code >= 0 && code < (1 << bits)));
-        for (Isa isa : isas) {
-          CAPTURE(isa_name(isa));
-          QuantizedActs got = make();
-          kernels_for(isa).quantize_acts(x.data(), s.cols, tokens, p, got);
-          CHECK(got.q == ref.q);
-          CHECK(got.scale == ref.scale);
-          CHECK(got.zero == ref.zero);
-          CHECK(got.sums == ref.sums);
-        }
-      }
 }
 
 TEST_CASE("kernels: the scalar quantized dot product approximates the float one") {

@@ -2,12 +2,14 @@
 // quantized linear layer against float maths, and whole models end to end.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "engine/import/load_model.h"
 #include "engine/quantized_linear.h"
+#include "quant/layer_error.h"
 #include "quant/weight_quantizer.h"
 #include "tests/helpers.h"
 
@@ -127,6 +129,45 @@ TEST_CASE("quantizer: GPTQ beats RTN on the layer output for correlated inputs")
     MESSAGE("output error, group " << group << ": RTN " << rtn << ", GPTQ " << gptq);
     CHECK(gptq < 0.8 * rtn);
   }
+}
+
+TEST_CASE("quantizer: per-head activation clips refine the shared pair, never worse") {
+  // Heads 0 and 2 have an outlier channel and gain from clipping, head 1 does not: the shared
+  // pair cannot suit both. cols 376 leaves the last of 3 heads part-filled; 5 segments adds two
+  // of padding only.
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int rows = 128, cols = 376, out = 32, hd = 128;
+  std::vector<float> x(static_cast<size_t>(rows) * cols);
+  for (int t = 0; t < rows; ++t)
+    for (int j = 0; j < cols; ++j)
+      x[t * cols + j] = j % hd == 5 && j / hd != 1 ? 12.0f : normal(rng);
+  const std::vector<float> w = random_matrix(out, cols, rng);
+  const std::vector<float> wq = fake_quantize_weights(w.data(), out, cols, {8, 0, false, hd});
+  auto error = [&](const ActQuantParams& a) {
+    return layer_output_error(x.data(), rows, cols, w.data(), wq.data(), out, a);
+  };
+  auto refine = [&](const ActQuantParams& a, int segments) {
+    return choose_segment_clips(x.data(), rows, cols, {w.data()}, {wq.data()}, {out}, a, segments);
+  };
+  const ActQuantParams shared = choose_act_clip(x.data(), rows, cols, {w.data()}, {wq.data()},
+                                                {out}, {4, hd, 0, 1.0f, 1.0f});
+  const ActQuantParams per = refine(shared, 5);
+  REQUIRE(per.segment_clips.size() == 5);
+  CHECK(per.clip_min == shared.clip_min);
+  CHECK(per.clip_max == shared.clip_max);
+  CHECK(per.segment_clips[1].max > per.segment_clips[0].max);  // the head without an outlier
+  for (int s = 3; s < 5; ++s) {
+    CHECK(per.segment_clips[s].min == shared.clip_min);
+    CHECK(per.segment_clips[s].max == shared.clip_max);
+  }
+  const double e_shared = error(shared), e_per = error(per);
+  MESSAGE("output error: shared pair " << e_shared << ", per head " << e_per);
+  CHECK(e_per < e_shared);
+  // Where no head does better on its own, no per-head clips are stored: constant rows, which
+  // the full range quantizes best.
+  std::fill(x.begin(), x.end(), 0.75f);
+  CHECK(refine({4, hd, 0, 1.0f, 1.0f}, 3).segment_clips.empty());
 }
 
 TEST_CASE("quantized linear: integer and float-activation paths follow the float product") {

@@ -12,6 +12,7 @@
 #include "engine/error.h"
 #include "engine/format/rotor_format.h"
 #include "engine/import/load_model.h"
+#include "engine/quantized_linear.h"
 #include "engine/session.h"
 #include "quant/quantize_model.h"
 #include "tests/helpers.h"
@@ -167,7 +168,7 @@ TEST_CASE("rotor file: unknown version, bad offsets and bad shapes name the prob
   }
   // Edits to the manifest: the file is laid out again around the new manifest and resealed,
   // so the edit is the only thing wrong with it.
-  auto edit_manifest = [&](const std::function<void(nlohmann::json&)>& change) {
+  auto edited = [&](const std::function<void(nlohmann::json&)>& change) {
     Parsed p = parse(good);
     std::vector<std::string> sections;
     for (const auto& e : p.dir) sections.push_back(good.substr(e.offset, e.size));
@@ -184,7 +185,10 @@ TEST_CASE("rotor file: unknown version, bad offsets and bad shapes name the prob
     }
     p.header.file_size = bad.size();
     reseal(bad, p);
-    return load_error(bad);
+    return bad;
+  };
+  auto edit_manifest = [&](const std::function<void(nlohmann::json&)>& change) {
+    return load_error(edited(change));
   };
   auto tensor = [](nlohmann::json& j, const std::string& name) -> nlohmann::json& {
     for (auto& t : j["tensors"])
@@ -210,6 +214,53 @@ TEST_CASE("rotor file: unknown version, bad offsets and bad shapes name the prob
           nlohmann::json& parts = tensor(j, "layers.1.wk")["parts"];
           parts["zeros"]["offset"] = parts["codes"]["offset"];
         }).find("'layers.1.wk': zero point") != std::string::npos);
+  // Per-head clips of o_proj (8 heads): optional, one [min, max] pair per segment, in (0, 1].
+  auto with_clips = [&](const nlohmann::json& clips) {
+    return edited(
+        [&](nlohmann::json& j) { tensor(j, "layers.3.wo")["act"]["segment_clips"] = clips; });
+  };
+  auto set_clips = [&](const nlohmann::json& clips) { return load_error(with_clips(clips)); };
+  const nlohmann::json pair = nlohmann::json::array({0.9, 0.75});
+  const nlohmann::json last = nlohmann::json::array({1, 1e-3});
+  {
+    TempDir tmp;
+    write_file(tmp.file("m.rotor"),
+               with_clips(nlohmann::json::array({pair, pair, pair, pair, pair, pair, pair, last})));
+    auto m = load_model(tmp.file("m.rotor"));
+    const auto* wo = dynamic_cast<const QuantizedLinear*>(m->layers[3].wo.get());
+    REQUIRE(wo != nullptr);
+    const std::vector<ActQuantParams::Clip>& clips = wo->activation().segment_clips;
+    REQUIRE(clips.size() == 8);
+    CHECK(clips[0].min == 0.9f);
+    CHECK(clips[0].max == 0.75f);
+    CHECK(clips[7].max == 1e-3f);
+    const auto* other = dynamic_cast<const QuantizedLinear*>(m->layers[2].wo.get());
+    REQUIRE(other != nullptr);
+    CHECK(other->activation().segment_clips.empty());  // the shared pair, as before
+    CliResult r = run_rotor({"info", tmp.file("m.rotor"), "--json"});
+    REQUIRE(r.exit_code == 0);
+    CHECK(nlohmann::json::parse(r.out)["o_proj_head_clip_layers"] == 1);
+    r = run_rotor({"info", tmp.file("m.rotor")});
+    CHECK(r.out.find("o_proj clipped per head in 1 of 5 layers") != std::string::npos);
+  }
+  const std::string count = "tensor 'layers.3.wo': act.segment_clips must be an array of 8";
+  CHECK(set_clips(nlohmann::json::array({pair, pair})).find(count) != std::string::npos);
+  CHECK(set_clips(0.9).find(count) != std::string::npos);
+  for (const nlohmann::json& bad : {nlohmann::json::array({0.0, 0.5}),
+                                    nlohmann::json::array({0.5, 1.5}),
+                                    nlohmann::json::array({-1.0, 0.5})}) {
+    CAPTURE(bad.dump());
+    CHECK(set_clips(nlohmann::json::array({pair, pair, pair, bad, pair, pair, pair, pair}))
+              .find("act.segment_clips holds a factor outside (0, 1]") != std::string::npos);
+  }
+  for (const nlohmann::json& bad :
+       {nlohmann::json::array({0.5}), nlohmann::json::array({"a", "b"}), nlohmann::json(0.5),
+        nlohmann::json::array({0.5, 0.5, 0.5})}) {
+    CAPTURE(bad.dump());
+    CHECK(set_clips(nlohmann::json::array({pair, pair, pair, pair, pair, pair, pair, bad}))
+              .find("act.segment_clips holds an entry that is not a [min, max] pair") !=
+          std::string::npos);
+  }
   CHECK(edit_manifest([&](nlohmann::json& j) { j["config"]["n_heads"] = 7; })
             .find("not a multiple") != std::string::npos);
   CHECK(edit_manifest([&](nlohmann::json& j) { j["recipe"]["kv_bits"] = 5; })

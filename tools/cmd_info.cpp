@@ -4,6 +4,7 @@
 
 #include "engine/format/manifest.h"
 #include "engine/import/load_model.h"
+#include "engine/quantized_linear.h"
 #include "tools/args.h"
 #include "tools/commands.h"
 
@@ -43,7 +44,16 @@ int cmd_info(int argc, char** argv) {
       {"tied_embeddings", c.tied_embeddings},
       {"tokenizer", model->tokenizer_path},
   };
-  if (model->quantized) j["recipe"] = format::recipe_to_json(model->recipe);
+  // Layers whose o_proj quantizes its input with clip factors per head.
+  int head_clips = 0;
+  for (const LayerWeights& l : model->layers) {
+    const auto* wo = dynamic_cast<const QuantizedLinear*>(l.wo.get());
+    if (wo && !wo->activation().segment_clips.empty()) ++head_clips;
+  }
+  if (model->quantized) {
+    j["recipe"] = format::recipe_to_json(model->recipe);
+    j["o_proj_head_clip_layers"] = head_clips;
+  }
   if (!model->chat_template.empty()) j["chat_template"] = model->chat_template;
   if (args.has("json")) {
     std::puts(j.dump().c_str());
@@ -71,8 +81,12 @@ int cmd_info(int argc, char** argv) {
                 r.embed_bits);
     const std::string k_layout =
         r.kv_k_group ? "K per channel in groups of " + std::to_string(r.kv_k_group) : "K per token";
-    std::printf("runtime     activations %d-bit, KV cache %d-bit (%s)\n", r.a_bits, r.kv_bits,
-                k_layout.c_str());
+    const std::string clips = head_clips ? " (o_proj clipped per head in " +
+                                               std::to_string(head_clips) + " of " +
+                                               std::to_string(c.n_layers) + " layers)"
+                                         : "";
+    std::printf("runtime     activations %d-bit%s, KV cache %d-bit (%s)\n", r.a_bits,
+                clips.c_str(), r.kv_bits, k_layout.c_str());
     const OnlineRotations& on = model->online;
     std::string steps;
     auto step = [&](bool present, const char* what) {

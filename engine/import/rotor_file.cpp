@@ -168,6 +168,7 @@ class TensorTable {
                     act->segment % m.block == 0 && act->clip_min > 0 && act->clip_min <= 1 &&
                     act->clip_max > 0 && act->clip_max <= 1;
     if (!ok) throw Error(path_ + ": " + what + ": inconsistent quantization parameters");
+    read_segment_clips(t.at("act"), m.cols_padded / act->segment, what, act);
     const uint64_t r = m.rows;
     const json& parts = t.at("parts");
     try {
@@ -189,6 +190,25 @@ class TensorTable {
         throw Error(path_ + ": " + what + ": zero point " + std::to_string(m.zeros[i]) +
                     " is not a " + std::to_string(m.bits) + "-bit code");
     return m;
+  }
+
+  // The optional per-segment clips of an "act" object: [[clip_min, clip_max], ...], one pair
+  // per segment, each factor in (0, 1].
+  void read_segment_clips(const json& a, int segments, const std::string& what,
+                          ActQuantParams* act) const {
+    if (!a.contains("segment_clips")) return;
+    const std::string bad = path_ + ": " + what + ": act.segment_clips ";
+    const json& clips = a["segment_clips"];
+    if (!clips.is_array() || clips.size() != static_cast<size_t>(segments))
+      throw Error(bad + "must be an array of " + std::to_string(segments) + " [min, max] pairs");
+    for (const json& c : clips) {
+      if (!c.is_array() || c.size() != 2 || !c[0].is_number() || !c[1].is_number())
+        throw Error(bad + "holds an entry that is not a [min, max] pair of numbers");
+      const ActQuantParams::Clip clip{c[0].get<float>(), c[1].get<float>()};
+      if (!(clip.min > 0 && clip.min <= 1 && clip.max > 0 && clip.max <= 1))
+        throw Error(bad + "holds a factor outside (0, 1]");
+      act->segment_clips.push_back(clip);
+    }
   }
 
   bool has(const std::string& name) const { return by_name_.count(name) != 0; }

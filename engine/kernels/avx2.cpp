@@ -190,8 +190,9 @@ void quantize_acts_avx2(const float* x, int cols, int n_tokens, const ActQuantPa
         hi8 = _mm256_max_ps(v, hi8);
       }
       // From here on the scalar reference's operations, in its order.
-      const float lo = rounded(min8(lo8) * p.clip_min);
-      const float hi = rounded(max8(hi8) * p.clip_max);
+      const ActQuantParams::Clip clip = p.clip(s);
+      const float lo = rounded(min8(lo8) * clip.min);
+      const float hi = rounded(max8(hi8) * clip.max);
       float scale = (hi - lo) / levels;
       if (!(scale > 0.0f)) scale = 1.0f;
       const float inv = 1.0f / scale;

@@ -342,8 +342,9 @@ void quantize_acts_avx512(const float* x, int cols, int n_tokens, const ActQuant
         hi16 = _mm512_max_ps(v, hi16);
       }
       // From here on the scalar reference's operations, in its order.
-      const float lo = rounded(_mm512_reduce_min_ps(lo16) * p.clip_min);
-      const float hi = rounded(_mm512_reduce_max_ps(hi16) * p.clip_max);
+      const ActQuantParams::Clip clip = p.clip(s);
+      const float lo = rounded(_mm512_reduce_min_ps(lo16) * clip.min);
+      const float hi = rounded(_mm512_reduce_max_ps(hi16) * clip.max);
       float scale = (hi - lo) / levels;
       if (!(scale > 0.0f)) scale = 1.0f;
       const float inv = 1.0f / scale;

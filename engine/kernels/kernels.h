@@ -52,13 +52,30 @@ struct QuantizedActs {
   std::vector<int32_t> sums;     // [tokens, cols_padded / block]: Σ q over the block
 };
 
-// Quantization of an activation row: bits ∈ {4, 8}; the range [min(x,0), max(x,0)] is scaled
-// by (clip_min, clip_max) before the scale and zero point are chosen.
+// Quantization of an activation row: bits ∈ {4, 8}; the range [min(x,0), max(x,0)] of segment
+// s is scaled by clip(s) before the scale and zero point are chosen.
 struct ActQuantParams {
+  struct Clip {
+    float min, max;
+  };
+  ActQuantParams() = default;
+  // The shared settings: a constructor, so the brace lists of these five that callers write
+  // leave segment_clips out without a missing-initializer warning.
+  ActQuantParams(int bits_, int segment_, int block_, float clip_min_, float clip_max_)
+      : bits(bits_), segment(segment_), block(block_), clip_min(clip_min_), clip_max(clip_max_) {}
+
   int bits = 8;
   int segment = 0;   // 0 = whole row
   int block = 0;     // 0 = segment
   float clip_min = 1.0f, clip_max = 1.0f;
+  // Clips of their own for each segment of the padded row (o_proj: one pair per head), or
+  // empty: every segment uses (clip_min, clip_max). An owned vector keeps the params one value
+  // to copy and store; the kernels look a pair up once per segment, never per element.
+  std::vector<Clip> segment_clips;
+
+  Clip clip(int s) const {
+    return segment_clips.empty() ? Clip{clip_min, clip_max} : segment_clips[s];
+  }
 };
 
 // K and V of one KV head across positions: per (position) codes, scale and min, so

@@ -342,12 +342,13 @@ void block_dots_neon(const PackedMatrix& w, const uint8_t* q, size_t q_stride, i
 // may differ, which the reference's own min/max against 0 removes). The codes then need one
 // product each, and FCVTNS rounds half to even exactly like nearbyint in the default mode.
 
-// Scale and zero point of one segment whose values span [lo, hi] (lo ≤ 0 ≤ hi).
+// Scale and zero point of one segment whose values span [lo, hi] (lo ≤ 0 ≤ hi), clipped by
+// `clip` (the segment's own pair: the reference runs here on a single segment).
 struct SegmentParams {
   float scale;
   int zero;
 };
-SegmentParams segment_params(float lo, float hi, const ActQuantParams& p) {
+SegmentParams segment_params(float lo, float hi, int bits, ActQuantParams::Clip clip) {
   thread_local QuantizedActs two = [] {
     QuantizedActs a;
     a.tokens = 1;
@@ -359,7 +360,7 @@ SegmentParams segment_params(float lo, float hi, const ActQuantParams& p) {
     return a;
   }();
   const float x[2] = {lo, hi};
-  quantize_acts_scalar(x, 2, 1, p, two);
+  quantize_acts_scalar(x, 2, 1, {bits, 2, 2, clip.min, clip.max}, two);
   return {two.scale[0], two.zero[0]};
 }
 
@@ -385,7 +386,7 @@ void quantize_acts_neon(const float* x, int cols, int n_tokens, const ActQuantPa
         lo = std::min(lo, xt[j]);
         hi = std::max(hi, xt[j]);
       }
-      const SegmentParams sp = segment_params(lo, hi, p);
+      const SegmentParams sp = segment_params(lo, hi, p.bits, p.clip(s));
       const float scale = sp.scale, inv = 1.0f / scale;
       const int zero = sp.zero;
 

@@ -43,8 +43,9 @@ void quantize_acts_scalar(const float* x, int cols, int n_tokens, const ActQuant
         lo = std::min(lo, xt[j]);
         hi = std::max(hi, xt[j]);
       }
-      lo *= p.clip_min;
-      hi *= p.clip_max;
+      const ActQuantParams::Clip clip = p.clip(s);
+      lo *= clip.min;
+      hi *= clip.max;
       float scale = (hi - lo) / levels;
       if (!(scale > 0.0f)) scale = 1.0f;  // an all-zero segment: every code is the zero point
       const float inv = 1.0f / scale;
