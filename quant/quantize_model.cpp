@@ -64,31 +64,37 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   if (r.rotation != "none") rotate_model(fm, r, windows, in.hadamard_dir, progress);
   if (r.bdq) apply_bdq(fm, r, windows, BdqInputs::kAll, progress);
 
-  // The final model's linear inputs: Hessians for GPTQ, samples for the clip search.
+  // The linears' inputs: Hessians for GPTQ, samples for the clip search. Calibration is
+  // sequential (one pass per layer): layer i's inputs come from qfm, a copy of fm whose layers
+  // before i already hold their dequantized weights, so each layer is fitted to the inputs the
+  // quantized model will feed it rather than to the float model's.
+  const bool calibrate = gptq || clip_search;
   std::unique_ptr<HessianCollector> hessians;
   std::unique_ptr<ActivationRecorder> samples;
-  std::vector<CalibrationObserver*> observers;
-  if (gptq) {
-    hessians = std::make_unique<HessianCollector>(c);
-    observers.push_back(hessians.get());
-  }
-  if (clip_search) {
-    const size_t tokens = windows.size() * windows.front().size();
-    samples = std::make_unique<ActivationRecorder>(
-        c.n_layers,
-        std::vector<LinearInput>{LinearInput::kAttention, LinearInput::kAttentionOut,
-                                 LinearInput::kMlp, LinearInput::kMlpDown},
-        static_cast<int>(std::max<size_t>(1, tokens / kClipSampleRows)));
-    observers.push_back(samples.get());
-  }
-  if (!observers.empty()) {
-    const std::unique_ptr<Model> model = to_model(fm);
+  FloatModel qfm;
+  if (calibrate) qfm = fm;
+  auto calibrate_layer_inputs = [&]() {
+    std::vector<CalibrationObserver*> observers;
+    if (gptq) {
+      hessians = std::make_unique<HessianCollector>(c);
+      observers.push_back(hessians.get());
+    }
+    if (clip_search) {
+      const size_t tokens = windows.size() * windows.front().size();
+      samples = std::make_unique<ActivationRecorder>(
+          c.n_layers,
+          std::vector<LinearInput>{LinearInput::kAttention, LinearInput::kAttentionOut,
+                                   LinearInput::kMlp, LinearInput::kMlpDown},
+          static_cast<int>(std::max<size_t>(1, tokens / kClipSampleRows)));
+      observers.push_back(samples.get());
+    }
+    const std::unique_ptr<Model> model = to_model(qfm);
     auto t = Clock::now();
     run_calibration(*model, windows, observers, [&](int done, int total) {
       progress({"calibrate", done, total, since(t), ""});
       t = Clock::now();
     });
-  }
+  };
 
   ModelConfig out_config = c;
   out_config.tied_embeddings = c.tied_embeddings && !transformed;
@@ -122,31 +128,37 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   for (int i = 0; i < c.n_layers; ++i) {
     auto t = Clock::now();
     const FloatLayer& l = fm.layers[i];
+    if (calibrate) calibrate_layer_inputs();
+    FloatLayer unused;  // the dequantized weights' destination when nothing calibrates on them
+    FloatLayer& ql = calibrate ? qfm.layers[i] : unused;
     const std::string p = "layers." + std::to_string(i) + ".";
+    // One linear: its name, its float weights and where its dequantized weights go.
+    struct Target {
+      std::string name;
+      const std::vector<float>* w;
+      std::vector<float>* deq;
+    };
     // The linears reading one input: quantized weights, then the input's clip factors chosen
     // against all of them together.
-    auto quantize = [&](LinearInput input, const std::vector<std::pair<std::string, const std::vector<float>*>>& ws,
-                        const std::vector<int>& outs, const WeightQuantSpec& s, const ActQuantParams& a) {
-      const int cols = static_cast<int>(ws[0].second->size() / outs[0]);
+    auto quantize = [&](LinearInput input, const std::vector<Target>& ws, const std::vector<int>& outs,
+                        const WeightQuantSpec& s, const ActQuantParams& a) {
+      const int cols = static_cast<int>(ws[0].w->size() / outs[0]);
       if (float_weights) {
-        for (const auto& [name, w] : ws) add_float(out, r.w_bits, p + name, *w, {static_cast<int64_t>(w->size() / cols), cols});
+        for (const Target& lin : ws) add_float(out, r.w_bits, p + lin.name, *lin.w, {static_cast<int64_t>(lin.w->size() / cols), cols});
         return;
       }
       std::vector<QuantizedMatrix> ms;
-      for (size_t k = 0; k < ws.size(); ++k)
-        ms.push_back(gptq ? quantize_gptq(ws[k].second->data(), outs[k], cols,
-                                          hessians->hessian(i, input), s)
-                          : quantize_rtn(ws[k].second->data(), outs[k], cols, s));
+      std::vector<const float*> w, wq;
+      for (size_t k = 0; k < ws.size(); ++k) {
+        ms.push_back(gptq ? quantize_gptq(ws[k].w->data(), outs[k], cols, hessians->hessian(i, input), s)
+                          : quantize_rtn(ws[k].w->data(), outs[k], cols, s));
+        ws[k].deq->resize(static_cast<size_t>(outs[k]) * cols);
+        dequantize_rows(ms[k].view(), 0, outs[k], ws[k].deq->data());
+        w.push_back(ws[k].w->data());
+        wq.push_back(ws[k].deq->data());
+      }
       ActQuantParams stored = a;
       if (clip_search) {
-        std::vector<std::vector<float>> deq;
-        std::vector<const float*> w, wq;
-        for (size_t k = 0; k < ms.size(); ++k) {
-          deq.emplace_back(static_cast<size_t>(outs[k]) * cols);
-          dequantize_rows(ms[k].view(), 0, outs[k], deq.back().data());
-          w.push_back(ws[k].second->data());
-          wq.push_back(deq.back().data());
-        }
         const ActivationRecorder::Rows& x = samples->rows(i, input);
         stored = choose_act_clip(x.data.data(), x.n(), cols, w, wq, outs, a);
         if (a.segment > 0)  // o_proj: then a pair per head
@@ -154,14 +166,14 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
                                         ms[0].cols_padded / a.segment);
       }
       if (stored.segment == 0) stored.segment = ms[0].cols_padded;
-      for (size_t k = 0; k < ms.size(); ++k) out.add_packed(p + ws[k].first, ms[k], stored);
+      for (size_t k = 0; k < ms.size(); ++k) out.add_packed(p + ws[k].name, ms[k], stored);
     };
     out.add_f32(p + "attn_norm", l.attn_norm, {D});
-    quantize(LinearInput::kAttention, {{"wq", &l.wq}, {"wk", &l.wk}, {"wv", &l.wv}}, {D, KV, KV}, spec, act);
-    quantize(LinearInput::kAttentionOut, {{"wo", &l.wo}}, {D}, o_spec, o_act);
+    quantize(LinearInput::kAttention, {{"wq", &l.wq, &ql.wq}, {"wk", &l.wk, &ql.wk}, {"wv", &l.wv, &ql.wv}}, {D, KV, KV}, spec, act);
+    quantize(LinearInput::kAttentionOut, {{"wo", &l.wo, &ql.wo}}, {D}, o_spec, o_act);
     out.add_f32(p + "ffn_norm", l.ffn_norm, {D});
-    quantize(LinearInput::kMlp, {{"w_gate", &l.w_gate}, {"w_up", &l.w_up}}, {I, I}, spec, act);
-    quantize(LinearInput::kMlpDown, {{"w_down", &l.w_down}}, {D}, spec, act);
+    quantize(LinearInput::kMlp, {{"w_gate", &l.w_gate, &ql.w_gate}, {"w_up", &l.w_up, &ql.w_up}}, {I, I}, spec, act);
+    quantize(LinearInput::kMlpDown, {{"w_down", &l.w_down, &ql.w_down}}, {D}, spec, act);
     if (!l.down_scale.empty()) out.add_f32(p + "down_scale", l.down_scale, {I});
     if (!l.resid_attn.empty()) {
       const int64_t b = fm.resid_blocks, n = D / fm.resid_blocks;
