@@ -13,16 +13,16 @@
 #include "tools/cli_model.h"
 #include "tools/commands.h"
 #include "tools/progress.h"
+#include "tools/rotation_options.h"
 #include "tools/shared_files.h"
 #include "tools/version.h"
 
 namespace rotor {
 
 namespace {
-// Defaults from the shared/ data set beside the checkout (tools/shared_files.h): the
-// calibration text (TinyStories) and the stored Hadamard factors.
+// Default from the shared/ data set beside the checkout (tools/shared_files.h): the
+// calibration text (TinyStories).
 const char* kCalibHelp = "shared/data/tinystories_val_dev.txt when present";
-const char* kHadamardHelp = "shared/data/hadamard when present";
 
 }  // namespace
 
@@ -43,7 +43,7 @@ int cmd_quantize(int argc, char** argv) {
   args.option("rotation", 0, "MODE", "none, hadamard (QuaRot-style), psot (learned, one residual rotation) or psot-layer (learned per layer, online residual blocks)", "psot");
   args.flag("bdq", 0, "two-sided diagonal scales (BDQ), the default");
   args.flag("no-bdq", 0, "no BDQ scales");
-  args.option("hadamard-dir", 0, "DIR", "stored Hadamard factors (hadM.txt) for the rotations", kHadamardHelp);
+  add_hadamard_dir_option(args);
   args.option("calib", 0, "FILE", "calibration text (GPTQ, PSOT, BDQ and activation clip factors)", kCalibHelp);
   args.option("calib-windows", 0, "N", "calibration windows", "128");
   args.option("calib-ctx", 0, "N", "tokens per calibration window (with BOS)", "256, or the model's max positions if smaller");
@@ -66,10 +66,7 @@ int cmd_quantize(int argc, char** argv) {
   r.kv_k_group = args.get_choice("kv-k-group", 32, {0, 16, 32, 64, 128});
   r.embed_bits = args.get_choice("embed-bits", 8, {8, 16, 32});
   r.calib_windows = static_cast<int>(args.get_int("calib-windows", 128, 1, 1 << 20));
-  r.rotation = args.get("rotation", "psot");
-  if (r.rotation != "none" && r.rotation != "hadamard" && r.rotation != "psot" &&
-      r.rotation != "psot-layer")
-    throw Error("option '--rotation' = " + r.rotation + " is not one of none, hadamard, psot, psot-layer");
+  r.rotation = rotation_from_args(args, "psot");
   if (args.has("bdq") && args.has("no-bdq")) throw Error("options '--bdq' and '--no-bdq' contradict each other");
   r.bdq = !args.has("no-bdq");
   r.seed = static_cast<uint64_t>(args.get_int("seed", 0, 0, INT64_MAX));
@@ -89,11 +86,7 @@ int cmd_quantize(int argc, char** argv) {
 
   QuantizeInputs inputs;
   inputs.chat_template = chat_template;
-  if (r.rotation != "none") {
-    inputs.hadamard_dir = args.get("hadamard-dir", find_shared_file("/data/hadamard"));
-    if (inputs.hadamard_dir.empty())
-      throw Error("rotations need the stored Hadamard factors: name their directory with --hadamard-dir DIR");
-  }
+  if (r.rotation != "none") inputs.hadamard_dir = hadamard_dir_from_args(args);
   const std::string calib = args.get("calib", find_shared_file("/data/tinystories_val_dev.txt"));
   if (calib.empty() && recipe_calibrates(r))
     throw Error("this recipe calibrates (GPTQ, PSOT or BDQ): name a text with --calib FILE");

@@ -14,6 +14,7 @@
 #include "tools/args.h"
 #include "tools/commands.h"
 #include "tools/progress.h"
+#include "tools/rotation_options.h"
 #include "tools/shared_files.h"
 #include "tools/version.h"
 
@@ -87,8 +88,7 @@ int cmd_synth(int argc, char** argv) {
               "(R4 before down_proj, and R3 on Q/K with --kv-k-group 0); psot-layer (also the "
               "residual blocks)", "none");
   args.flag("bdq", 0, "with a rotation: BDQ's down_proj scale, fused into R4");
-  args.option("hadamard-dir", 0, "DIR", "stored Hadamard factors (hadM.txt) for the rotations",
-              "shared/data/hadamard when present");
+  add_hadamard_dir_option(args);
   args.option("seed", 0, "S", "seed of the random weights", "0");
   args.option("tokenizer", 0, "FILE",
               "SentencePiece model to embed; it may not have more pieces than the vocabulary",
@@ -106,21 +106,13 @@ int cmd_synth(int argc, char** argv) {
   r.kv_bits = args.get_choice("kv-bits", 8, {4, 8, 16});
   r.embed_bits = 8;
   r.kv_k_group = args.get_choice("kv-k-group", 32, {0, 16, 32, 64, 128});
-  r.rotation = args.get("rotation", "none");
-  if (r.rotation != "none" && r.rotation != "hadamard" && r.rotation != "psot" &&
-      r.rotation != "psot-layer")
-    throw Error("option '--rotation' = " + r.rotation + " is not one of none, hadamard, psot, psot-layer");
+  r.rotation = rotation_from_args(args, "none");
   r.bdq = args.has("bdq");
   if (r.bdq && r.rotation == "none")
     throw Error("option '--bdq' needs a rotation: without one BDQ's scales fold into the weights and cost nothing online");
   r.seed = static_cast<uint64_t>(args.get_int("seed", 0, 0, INT64_MAX));
   r.tool_version = kRotorVersion;
-  std::string hadamard_dir;
-  if (r.rotation != "none") {
-    hadamard_dir = args.get("hadamard-dir", find_shared_file("/data/hadamard"));
-    if (hadamard_dir.empty())
-      throw Error("rotations need the stored Hadamard factors: name their directory with --hadamard-dir DIR");
-  }
+  const std::string hadamard_dir = r.rotation == "none" ? "" : hadamard_dir_from_args(args);
 
   std::string tok_path = args.get("tokenizer");
   if (tok_path.empty()) tok_path = find_shared_file(kTokenizerRel);
