@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "engine/threads.h"
+#include "engine/scratch.h"
 
 namespace rotor {
 
@@ -80,16 +81,17 @@ void QuantizedLinear::forward_integer(const float* x, int rows, float* y) const 
 
 void QuantizedLinear::integer_tiles(int t0, int t1, int r0, int r1, float* y) const {
   const KernelTable& k = kernels();
-  thread_local std::vector<int32_t> dots;  // per worker
+  thread_local std::vector<int32_t> dots_storage;  // per worker
   const int tile = tile_tokens(w_.blocks());
-  dots.resize(static_cast<size_t>(tile) * kTileRows * w_.blocks());
+  int32_t* dots = scratch(dots_storage, static_cast<size_t>(std::min(tile, t1 - t0)) *
+                                            std::min(kTileRows, r1 - r0) * w_.blocks());
   for (int t = t0; t < t1; t += tile) {
     const int nt = std::min(tile, t1 - t);
     for (int r = r0; r < r1; r += kTileRows) {
       const int r_end = std::min(r1, r + kTileRows);
       k.block_dots(w_, &acts_.q[static_cast<size_t>(t) * w_.cols_padded], w_.cols_padded, nt, r,
-                   r_end, dots.data());
-      linear_epilogue(w_, acts_, t, nt, r, r_end, dots.data(),
+                   r_end, dots);
+      linear_epilogue(w_, acts_, t, nt, r, r_end, dots,
                       y + static_cast<size_t>(t) * w_.rows, w_.rows);
     }
   }
@@ -99,14 +101,14 @@ void QuantizedLinear::forward_float(const float* x, int rows, float* y) const {
   const int n = w_.cols;
   const int chunks = std::min(workers_for(int64_t{rows} * w_.rows * n), tiles(w_.rows, kTileRows));
   thread_pool().parallel_for(chunks, [&](int c, int) {
-    thread_local std::vector<float> tile;  // per worker
-    tile.resize(static_cast<size_t>(kTileRows) * n);
+    thread_local std::vector<float> tile_storage;  // per worker
+    float* tile = scratch(tile_storage, static_cast<size_t>(kTileRows) * n);
     const auto [begin, end] = row_chunk(w_.rows, c, chunks);
     for (int r0 = begin; r0 < end; r0 += kTileRows) {
       const int r1 = std::min(end, r0 + kTileRows);
-      dequantize_rows(w_, r0, r1, tile.data());
+      dequantize_rows(w_, r0, r1, tile);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1 - r0, n, 1.0f, x, n,
-                  tile.data(), n, 0.0f, y + r0, w_.rows);
+                  tile, n, 0.0f, y + r0, w_.rows);
     }
   });
 }

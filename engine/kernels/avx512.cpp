@@ -32,6 +32,7 @@
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/x86_tiles.h"
+#include "engine/scratch.h"
 
 namespace rotor {
 
@@ -264,14 +265,14 @@ __attribute__((target("amx-tile,amx-int8"))) void amx_dots(const PackedMatrix& w
   const int nb = w.blocks(), steps = w.cols_padded / 64, steps_per_block = w.block / 64;
   const size_t token_stride = static_cast<size_t>(rows_out) * nb;  // in dots
   const size_t row_tile_bytes = static_cast<size_t>(steps) * kTileBytes;
-  thread_local std::vector<uint8_t> b_tiles;  // two row tiles, per worker
-  b_tiles.resize(2 * row_tile_bytes);
+  thread_local std::vector<uint8_t> b_storage;  // two row tiles, per worker
+  uint8_t* b_tiles = scratch(b_storage, 2 * row_tile_bytes);
   const TileConfig config;
   _tile_loadconfig(&config);
   for (int r = r0; r < r1; r += 2 * kTile) {
     const bool two_r = r1 - r >= 2 * kTile;
-    weight_tiles(w, r, steps, b_tiles.data());
-    if (two_r) weight_tiles(w, r + kTile, steps, b_tiles.data() + row_tile_bytes);
+    weight_tiles(w, r, steps, b_tiles);
+    if (two_r) weight_tiles(w, r + kTile, steps, b_tiles + row_tile_bytes);
     asm volatile("" ::: "memory");  // the tile loads are asm that does not say what it reads
     for (int t = 0; t < n_tokens; t += 2 * kTile) {
       const uint8_t* a = q + t * q_stride;
@@ -279,7 +280,7 @@ __attribute__((target("amx-tile,amx-int8"))) void amx_dots(const PackedMatrix& w
       const bool two_t = n_tokens - t >= 2 * kTile;
       const auto tile = two_t ? (two_r ? amx_tile<2, 2> : amx_tile<2, 1>)
                               : (two_r ? amx_tile<1, 2> : amx_tile<1, 1>);
-      tile(a, q_stride, b_tiles.data(), row_tile_bytes, steps_per_block, nb, out, token_stride);
+      tile(a, q_stride, b_tiles, row_tile_bytes, steps_per_block, nb, out, token_stride);
     }
   }
   _tile_release();
@@ -302,9 +303,9 @@ void block_dots_avx512(const PackedMatrix& w, const uint8_t* q, size_t q_stride,
                       dots + static_cast<size_t>(tokens16) * (r1 - r0) * nb);
   if (r_amx < r1) {
     const size_t row_dots = static_cast<size_t>(r1 - r_amx) * nb;
-    thread_local std::vector<int32_t> rest;
-    rest.resize(tokens16 * row_dots);
-    vector_block_dots(w, q, q_stride, tokens16, r_amx, r1, rest.data());
+    thread_local std::vector<int32_t> rest_storage;
+    int32_t* rest = scratch(rest_storage, tokens16 * row_dots);
+    vector_block_dots(w, q, q_stride, tokens16, r_amx, r1, rest);
     for (int t = 0; t < tokens16; ++t)
       std::copy_n(&rest[t * row_dots], row_dots,
                   dots + (static_cast<size_t>(t) * (r1 - r0) + rows16) * nb);

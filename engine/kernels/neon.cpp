@@ -23,6 +23,7 @@
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/pack.h"
+#include "engine/scratch.h"
 
 // Functions that use UDOT are compiled for it regardless of the baseline -march, and only
 // called when the CPU reports it.
@@ -302,8 +303,8 @@ void block_dots_neon(const PackedMatrix& w, const uint8_t* q, size_t q_stride, i
   const int nb = w.blocks(), cols = w.cols_padded, rows = r1 - r0;
   // Σ q per (token, block): the correction of the unsigned weight offset. Reused storage, so
   // the decode path does not allocate after the first call on a thread.
-  static thread_local std::vector<uint32_t> qsum;
-  qsum.resize(static_cast<size_t>(n_tokens) * nb);
+  static thread_local std::vector<uint32_t> qsum_storage;
+  uint32_t* qsum = scratch(qsum_storage, static_cast<size_t>(n_tokens) * nb);
   for (int t = 0; t < n_tokens; ++t)
     for (int b = 0; b < nb; ++b)
       qsum[static_cast<size_t>(t) * nb + b] = sum_bytes(q + t * q_stride + b * w.block, w.block);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/kernels/kernels.h"
+#include "engine/scratch.h"
 
 namespace rotor {
 namespace {  // internal linkage: see above
@@ -219,13 +220,13 @@ template <class ByteSum>
 const int32_t* nibble_offsets(const PackedMatrix& w, const uint8_t* q, size_t q_stride,
                               int n_tokens, ByteSum byte_sum) {
   const int nb = w.blocks();
-  thread_local std::vector<int32_t> offsets;
-  offsets.resize(static_cast<size_t>(n_tokens) * nb);
+  thread_local std::vector<int32_t> storage;
+  int32_t* offsets = scratch(storage, static_cast<size_t>(n_tokens) * nb);
   for (int t = 0; t < n_tokens; ++t)
     for (int b = 0; b < nb; ++b)
       offsets[static_cast<size_t>(t) * nb + b] =
           kNibbleOffset * byte_sum(q + t * q_stride + b * w.block, w.block);
-  return offsets.data();
+  return offsets;
 }
 
 }  // namespace
