@@ -186,8 +186,6 @@ void KvCache::attend(int layer, int kv_head, const float* q, int n_pos, float* s
   KvView kv;
   kv.head_dim = head_dim_;
   kv.bits = bits_;
-  kv.stride = head_bytes_;
-  kv.param_stride = 1;
   kv.v_codes = &vq_[i * head_bytes_];
   kv.v_scale = &v_scale_[i];
   kv.v_min = &v_min_[i];

@@ -418,10 +418,76 @@ inline __m512 exp16(__m512 x) {
   return _mm512_scalef_ps(poly, n);
 }
 
+// Σ_t weight_t·codes_t into og (the group order), a row at a time, with the sums in registers
+// over as many of the row's 16-byte groups at a time as they allow.
+template <class G>
+void row_v_sums(const uint8_t* codes, int n_bytes, const float* weights, int n_pos, float* og) {
+  const int groups = (n_bytes + 15) / 16;
+  constexpr int kPassGroups = 8 / G::kVecs;
+  for (int g0 = 0; g0 < groups; g0 += kPassGroups) {
+    const int n_groups = std::min(kPassGroups, groups - g0);
+    __m512 acc[kPassGroups * G::kVecs];
+    unrolled<kPassGroups * G::kVecs>([&](auto j) { acc[j] = _mm512_setzero_ps(); });
+    for (int u = 0; u < n_pos; ++u) {
+      const __m512 weight = _mm512_set1_ps(weights[u]);
+      const uint8_t* v = codes + static_cast<size_t>(u) * n_bytes;
+      unrolled<kPassGroups>([&](auto g) {
+        if (g >= n_groups) return;
+        __m512 c[G::kVecs];
+        G::load(v, g0 + g, n_bytes, c);
+        unrolled<G::kVecs>([&](auto j) {
+          acc[g * G::kVecs + j] = _mm512_fmadd_ps(weight, c[j], acc[g * G::kVecs + j]);
+        });
+      });
+    }
+    unrolled<kPassGroups * G::kVecs>([&](auto j) {
+      if (j < n_groups * G::kVecs) _mm512_storeu_ps(og + g0 * G::kVecs * 16 + j * 16, acc[j]);
+    });
+  }
+}
+
+// The same sum for rows of fewer than 16 bytes that divide 16 (head size 8 at 8 bits: a row
+// would fill half a vector): each 16-byte load holds the rows of 16 / n_bytes positions, each
+// lane weighted by its own position's weight, and the lanes of a byte fold together at the end.
+template <class G>
+void packed_v_sums(const uint8_t* codes, int n_bytes, const float* weights, int n_pos, float* og) {
+  const int per_load = 16 / n_bytes;
+  alignas(64) int32_t position[16];  // of each lane (byte) within its load
+  for (int b = 0; b < 16; ++b) position[b] = b / n_bytes;
+  const __m512i spread = _mm512_load_si512(position);
+  constexpr int kChains = 4;  // independent sums: one chain would wait on each FMA's latency
+  __m512 acc[kChains * G::kVecs];
+  unrolled<kChains * G::kVecs>([&](auto j) { acc[j] = _mm512_setzero_ps(); });
+  auto add = [&](int u, auto chain) {  // the load of positions [u, u + per_load) ∩ [0, n_pos)
+    const int n = std::min(per_load, n_pos - u);
+    const __m512 w = _mm512_permutexvar_ps(spread, _mm512_maskz_loadu_ps(first16(n), weights + u));
+    __m512 c[G::kVecs];
+    G::load(codes + static_cast<size_t>(u) * n_bytes, 0, n * n_bytes, c);
+    unrolled<G::kVecs>([&](auto j) {
+      acc[chain * G::kVecs + j] = _mm512_fmadd_ps(w, c[j], acc[chain * G::kVecs + j]);
+    });
+  };
+  int u = 0;
+  for (; u + kChains * per_load <= n_pos; u += kChains * per_load)
+    unrolled<kChains>([&](auto chain) { add(u + chain * per_load, chain); });
+  for (; u < n_pos; u += per_load) add(u, std::integral_constant<int, 0>{});
+  alignas(64) float lanes[16];
+  for (int j = 0; j < G::kVecs; ++j) {
+    __m512 sum = acc[j];
+    for (int chain = 1; chain < kChains; ++chain) sum = _mm512_add_ps(sum, acc[chain * G::kVecs + j]);
+    _mm512_store_ps(lanes, sum);
+    for (int b = 0; b < n_bytes; ++b) {
+      float total = 0.0f;
+      for (int p = 0; p < per_load; ++p) total += lanes[p * n_bytes + b];
+      og[j * 16 + b] = total;
+    }
+  }
+}
+
 template <int Bits>
 void attend_vec(const KvView& kv, const float* q, int n_pos, float* scores, float* out) {
   using G = CodeGroups<Bits>;
-  const int hd = kv.head_dim, n_bytes = (hd * Bits + 7) / 8, groups = (n_bytes + 15) / 16;
+  const int hd = kv.head_dim, n_bytes = kv.head_bytes(), groups = (n_bytes + 15) / 16;
   const int lanes = groups * G::kVecs * 16;
   thread_local std::vector<float> buf;
   buf.assign(2 * static_cast<size_t>(lanes), 0.0f);
@@ -435,7 +501,7 @@ void attend_vec(const KvView& kv, const float* q, int n_pos, float* scores, floa
     kivi_scores_avx2(kv, q, n_pos, scores);
   } else {
     for (int t = 0; t < n_pos; ++t) {
-      const uint8_t* k = kv.k_codes + t * kv.stride;
+      const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * n_bytes;
       // Two sums, even and odd groups, to halve the chain of dependent FMAs.
       __m512 dot[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
       auto add_group = [&](int g, __m512& sum) {
@@ -451,56 +517,30 @@ void attend_vec(const KvView& kv, const float* q, int n_pos, float* scores, floa
       }
       if (g < groups) add_group(g, dot[0]);
       const float dot_sum = _mm512_reduce_add_ps(_mm512_add_ps(dot[0], dot[1]));
-      const size_t param = t * kv.param_stride;
-      scores[t] = (kv.k_scale[param] * dot_sum + kv.k_min[param] * q_sum) * inv_sqrt;
+      scores[t] = (kv.k_scale[t] * dot_sum + kv.k_min[t] * q_sum) * inv_sqrt;
     }
   }
-  float max = scores[0];
-  for (int t = 1; t < n_pos; ++t) max = std::max(max, scores[t]);
-  const __m512 max16 = _mm512_set1_ps(max);
-  __m512 sum16 = _mm512_setzero_ps();
-  int t = 0;
-  for (; t + 16 <= n_pos; t += 16) {
-    const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(scores + t), max16));
-    _mm512_storeu_ps(scores + t, e);
+  // Softmax numerators e_t = exp(score − max) in one pass that also makes scores the weights
+  // e_t·v_scale_t of the V codes and sums e_t and e_t·v_min_t; out is normalized once at the end.
+  __m512 max16 = _mm512_set1_ps(scores[0]);
+  for (int t = 0; t < n_pos; t += 16)
+    max16 = _mm512_mask_max_ps(max16, first16(n_pos - t), max16, _mm512_loadu_ps(scores + t));
+  max16 = _mm512_set1_ps(_mm512_reduce_max_ps(max16));
+  __m512 sum16 = _mm512_setzero_ps(), min16 = _mm512_setzero_ps();
+  for (int t = 0; t < n_pos; t += 16) {
+    const __mmask16 m = first16(n_pos - t);
+    const __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores + t), max16)));
     sum16 = _mm512_add_ps(sum16, e);
+    min16 = _mm512_fmadd_ps(e, _mm512_maskz_loadu_ps(m, kv.v_min + t), min16);
+    _mm512_mask_storeu_ps(scores + t, m, _mm512_mul_ps(e, _mm512_maskz_loadu_ps(m, kv.v_scale + t)));
   }
-  float sum = _mm512_reduce_add_ps(sum16);
-  for (; t < n_pos; ++t) {
-    scores[t] = std::exp(scores[t] - max);
-    sum += scores[t];
-  }
-  // scores becomes each position's weight on the V codes: probability × scale.
-  const float inv_sum = 1.0f / sum;
-  float min_term = 0.0f;
-  for (int u = 0; u < n_pos; ++u) {
-    const float pr = scores[u] * inv_sum;
-    scores[u] = pr * kv.v_scale[u * kv.param_stride];
-    min_term += pr * kv.v_min[u * kv.param_stride];
-  }
-  // Σ weight·codes with the sums in registers, over as many groups at a time as they allow.
-  constexpr int kPassGroups = 8 / G::kVecs;
-  for (int g0 = 0; g0 < groups; g0 += kPassGroups) {
-    const int n_groups = std::min(kPassGroups, groups - g0);
-    __m512 acc[kPassGroups * G::kVecs];
-    unrolled<kPassGroups * G::kVecs>([&](auto j) { acc[j] = _mm512_setzero_ps(); });
-    for (int u = 0; u < n_pos; ++u) {
-      const __m512 weight = _mm512_set1_ps(scores[u]);
-      const uint8_t* v = kv.v_codes + u * kv.stride;
-      unrolled<kPassGroups>([&](auto g) {
-        if (g >= n_groups) return;
-        __m512 c[G::kVecs];
-        G::load(v, g0 + g, n_bytes, c);
-        unrolled<G::kVecs>([&](auto j) {
-          acc[g * G::kVecs + j] = _mm512_fmadd_ps(weight, c[j], acc[g * G::kVecs + j]);
-        });
-      });
-    }
-    unrolled<kPassGroups * G::kVecs>([&](auto j) {
-      if (j < n_groups * G::kVecs) _mm512_storeu_ps(og + g0 * G::kVecs * 16 + j * 16, acc[j]);
-    });
-  }
-  for (int i = 0; i < hd; ++i) out[i] = og[G::slot(i)] + min_term;
+  const float inv_sum = 1.0f / _mm512_reduce_add_ps(sum16);
+  const float min_term = _mm512_reduce_add_ps(min16);
+  if (n_bytes < 16 && 16 % n_bytes == 0)
+    packed_v_sums<G>(kv.v_codes, n_bytes, scores, n_pos, og);
+  else
+    row_v_sums<G>(kv.v_codes, n_bytes, scores, n_pos, og);
+  for (int i = 0; i < hd; ++i) out[i] = (og[G::slot(i)] + min_term) * inv_sum;
 }
 
 void attend_avx512(const KvView& kv, const float* q, int n_pos, float* scores, float* out) {

@@ -83,8 +83,8 @@ struct ActQuantParams {
 struct KvView {
   int head_dim = 0;
   int bits = 8;                // 4 or 8
-  size_t stride = 0;           // bytes between positions in the code arrays
-  size_t param_stride = 0;     // floats between positions in scale/min arrays
+  // Each array holds the positions one after the other: codes head_bytes() apart, scales and
+  // minimums one float apart.
   const uint8_t* k_codes = nullptr;
   const float* k_scale = nullptr;
   const float* k_min = nullptr;
@@ -93,7 +93,7 @@ struct KvView {
   const float* v_min = nullptr;
   // k_group > 0: K is stored per channel over groups of k_group positions instead (KIVI,
   // kv_kernels.h); positions [0, n_pos / k_group · k_group) are in complete groups, the rest
-  // are float rows, and k_codes, k_scale, k_min, stride and param_stride describe V only.
+  // are float rows, and k_codes, k_scale and k_min are unused.
   int k_group = 0;
   // Group g, channel c: codes at k_group_codes + (g·head_dim + c)·k_group·bits/8, 8-bit in
   // position order, 4-bit with position j in the low nibble of byte j and j + k_group/2 in the
@@ -103,6 +103,8 @@ struct KvView {
   const float* k_group_min = nullptr;
   const float* k_float = nullptr;  // the row of position n_pos / k_group · k_group
   size_t k_float_stride = 0;       // floats between rows
+
+  int head_bytes() const { return head_dim * bits / 8; }  // head_dim is even at 4 bits
 };
 
 // One normalized Hadamard pass (engine/hadamard.h) on rows of n = 2^log2 · m floats, each row

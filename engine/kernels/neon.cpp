@@ -467,7 +467,7 @@ void attend_neon(const KvView& kv, const float* q, int n_pos, float* scores, flo
     kivi_scores_neon(kv, q, n_pos, scores);
   } else {
     for (int t = 0; t < n_pos; ++t) {
-      const uint8_t* k = kv.k_codes + t * kv.stride;
+      const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * kv.head_bytes();
       float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
       i = 0;
       for (; i < hd16; i += 16) {
@@ -486,18 +486,24 @@ void attend_neon(const KvView& kv, const float* q, int n_pos, float* scores, flo
       }
       float dot = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
       for (; i < hd; ++i) dot += q[i] * static_cast<float>(code_at(k, i, bits));
-      scores[t] = (kv.k_scale[t * kv.param_stride] * dot + kv.k_min[t * kv.param_stride] * q_sum) *
-                  inv_sqrt;
+      scores[t] = (kv.k_scale[t] * dot + kv.k_min[t] * q_sum) * inv_sqrt;
     }
   }
 
   const float inv_sum = 1.0f / exp_shifted(scores, n_pos);
   // scores is scratch: from here it holds each position's weight p·s_v of the V codes.
-  float min_term = 0.0f;
-  for (int t = 0; t < n_pos; ++t) {
-    const float prob = scores[t] * inv_sum;
-    min_term += prob * kv.v_min[t * kv.param_stride];
-    scores[t] = prob * kv.v_scale[t * kv.param_stride];
+  float32x4_t mins = vdupq_n_f32(0.0f);
+  int u = 0;
+  for (; u + 4 <= n_pos; u += 4) {
+    const float32x4_t prob = vmulq_n_f32(vld1q_f32(scores + u), inv_sum);
+    mins = vfmaq_f32(mins, prob, vld1q_f32(kv.v_min + u));
+    vst1q_f32(scores + u, vmulq_f32(prob, vld1q_f32(kv.v_scale + u)));
+  }
+  float min_term = vaddvq_f32(mins);
+  for (; u < n_pos; ++u) {
+    const float prob = scores[u] * inv_sum;
+    min_term += prob * kv.v_min[u];
+    scores[u] = prob * kv.v_scale[u];
   }
 
   // out in tiles of 16 (then 8) elements held in registers across all positions.
@@ -505,7 +511,7 @@ void attend_neon(const KvView& kv, const float* q, int n_pos, float* scores, flo
   for (; i < hd16; i += 16) {
     float32x4_t o0 = vdupq_n_f32(min_term), o1 = o0, o2 = o0, o3 = o0;
     for (int t = 0; t < n_pos; ++t) {
-      const uint8x16_t c = load_codes16(kv.v_codes + t * kv.stride, i, bits);
+      const uint8x16_t c = load_codes16(kv.v_codes + static_cast<size_t>(t) * kv.head_bytes(), i, bits);
       const uint16x8_t c0 = vmovl_u8(vget_low_u8(c)), c1 = vmovl_high_u8(c);
       const float ps = scores[t];
       o0 = vfmaq_n_f32(o0, widen_lo(c0), ps);
@@ -521,7 +527,7 @@ void attend_neon(const KvView& kv, const float* q, int n_pos, float* scores, flo
   if (i < hd8) {
     float32x4_t o0 = vdupq_n_f32(min_term), o1 = o0;
     for (int t = 0; t < n_pos; ++t) {
-      const uint16x8_t c0 = vmovl_u8(load_codes8(kv.v_codes + t * kv.stride, i, bits));
+      const uint16x8_t c0 = vmovl_u8(load_codes8(kv.v_codes + static_cast<size_t>(t) * kv.head_bytes(), i, bits));
       o0 = vfmaq_n_f32(o0, widen_lo(c0), scores[t]);
       o1 = vfmaq_n_f32(o1, widen_hi(c0), scores[t]);
     }
@@ -532,7 +538,7 @@ void attend_neon(const KvView& kv, const float* q, int n_pos, float* scores, flo
   for (; i < hd; ++i) {
     float o = 0.0f;
     for (int t = 0; t < n_pos; ++t)
-      o += scores[t] * static_cast<float>(code_at(kv.v_codes + t * kv.stride, i, bits));
+      o += scores[t] * static_cast<float>(code_at(kv.v_codes + static_cast<size_t>(t) * kv.head_bytes(), i, bits));
     out[i] = o + min_term;
   }
 }

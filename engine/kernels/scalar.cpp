@@ -89,11 +89,10 @@ void attend_scalar(const KvView& kv, const float* q, int n_pos, float* scores, f
     kivi_scores_scalar(kv, q, n_pos, scores);
   } else {
     for (int t = 0; t < n_pos; ++t) {
-      const uint8_t* k = kv.k_codes + t * kv.stride;
+      const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * kv.head_bytes();
       float dot = 0.0f;
       for (int i = 0; i < hd; ++i) dot += q[i] * static_cast<float>(code(k, i));
-      scores[t] = (kv.k_scale[t * kv.param_stride] * dot + kv.k_min[t * kv.param_stride] * q_sum) *
-                  inv_sqrt;
+      scores[t] = (kv.k_scale[t] * dot + kv.k_min[t] * q_sum) * inv_sqrt;
     }
   }
   const float inv_sum = 1.0f / exp_shifted(scores, n_pos);
@@ -101,9 +100,9 @@ void attend_scalar(const KvView& kv, const float* q, int n_pos, float* scores, f
   std::fill(out, out + hd, 0.0f);
   for (int t = 0; t < n_pos; ++t) {
     const float p = scores[t] * inv_sum;
-    const float ps = p * kv.v_scale[t * kv.param_stride];
-    min_term += p * kv.v_min[t * kv.param_stride];
-    const uint8_t* v = kv.v_codes + t * kv.stride;
+    const float ps = p * kv.v_scale[t];
+    min_term += p * kv.v_min[t];
+    const uint8_t* v = kv.v_codes + static_cast<size_t>(t) * kv.head_bytes();
     for (int i = 0; i < hd; ++i) out[i] += ps * static_cast<float>(code(v, i));
   }
   for (int i = 0; i < hd; ++i) out[i] += min_term;
