@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/kernels/kernels.h"
 #include "engine/threads.h"
 
 namespace rotor {
@@ -21,7 +22,7 @@ void softmax(float* x, int n) {
   for (int i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
   float sum = 0.0f;
   for (int i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - max);
+    x[i] = x[i] - max < kSoftmaxCutoff ? 0.0f : std::exp(x[i] - max);
     sum += x[i];
   }
   const float inv = 1.0f / sum;

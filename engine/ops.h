@@ -6,7 +6,8 @@ namespace rotor {
 
 // out = x / sqrt(mean(x²) + eps) · weight, for one row of n values.
 void rmsnorm(const float* x, const float* weight, int n, float eps, float* out);
-// In place: x = softmax(x) over n values.
+// In place: x = softmax(x) over n values, terms below exp(kSoftmaxCutoff) of the largest set to 0
+// (engine/kernels/kernels.h says why).
 void softmax(float* x, int n);
 // In place: gate = silu(gate) · up, over n values (SwiGLU).
 void swiglu(float* gate, const float* up, int n);

@@ -271,10 +271,11 @@ inline float sum8(__m256 v) {
 }
 
 // e^x with a relative error of a few 1e-8: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor
-// series to r^7, times 2^n built in the exponent bits. Clamping x at −87 keeps 2^n a normal
-// float; e^−87 is negligible beside the maximum's e^0.
+// series to r^7, times 2^n built in the exponent bits; 0 below kSoftmaxCutoff (which also keeps
+// 2^n a normal float).
 inline __m256 exp8(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 kept = _mm256_cmp_ps(x, _mm256_set1_ps(kSoftmaxCutoff), _CMP_GE_OQ);
+  x = _mm256_max_ps(x, _mm256_set1_ps(kSoftmaxCutoff));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   // ln2 in two parts, the first exact in few bits, so n·ln2 is subtracted without rounding.
@@ -286,7 +287,7 @@ inline __m256 exp8(__m256 x) {
     poly = _mm256_fmadd_ps(poly, r, _mm256_set1_ps(c));
   const __m256i pow2 =
       _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(poly, _mm256_castsi256_ps(pow2));
+  return _mm256_and_ps(_mm256_mul_ps(poly, _mm256_castsi256_ps(pow2)), kept);
 }
 
 // Σ_t weight_t·codes_t into og (the group order), a row at a time, with the sums in registers

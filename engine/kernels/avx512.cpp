@@ -403,9 +403,10 @@ struct CodeGroups {
 };
 
 // e^x with a relative error of a few 1e-8: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor
-// series to r^7, times 2^n. Below −88, e^x is under the smallest normal float: it becomes ~0.
+// series to r^7, times 2^n; 0 below kSoftmaxCutoff.
 inline __m512 exp16(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-88.0f));
+  const __mmask16 kept = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kSoftmaxCutoff), _CMP_GE_OQ);
+  x = _mm512_max_ps(x, _mm512_set1_ps(kSoftmaxCutoff));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   // ln2 in two parts, the first exact in few bits, so n·ln2 is subtracted without rounding.
@@ -415,7 +416,7 @@ inline __m512 exp16(__m512 x) {
 #pragma GCC unroll 8
   for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
     poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(c));
-  return _mm512_scalef_ps(poly, n);
+  return _mm512_maskz_scalef_ps(kept, poly, n);
 }
 
 // Σ_t weight_t·codes_t into og (the group order), a row at a time, with the sums in registers

@@ -169,6 +169,11 @@ void quantize_acts_scalar(const float* x, int cols, int n_tokens, const ActQuant
 void attend_scalar(const KvView& kv, const float* q, int n_pos, float* scores, float* out);
 // scores[t] ← exp(scores[t] − max) over n values; returns their sum (the softmax denominator).
 float exp_shifted(float* scores, int n);
+// Every attention kernel (and the float cache's softmax) sets softmax terms exp(score − max) below exp(kSoftmaxCutoff) ≈ 1.6e−28
+// to 0: beside the largest term (1) they are far below float precision, and kept they would
+// make the weights e·v_scale subnormal, which costs x86 cores a microcode assist per operation
+// (attention over sharply peaked scores ran 10× slower).
+constexpr float kSoftmaxCutoff = -64.0f;
 // The hadamard entry of each ISA (each defined in engine/kernels/hadamard_ISA.cpp).
 void hadamard_scalar(const HadamardPlan& p, float* x, int rows, size_t stride);
 void hadamard_avx2(const HadamardPlan& p, float* x, int rows, size_t stride);

@@ -71,7 +71,8 @@ float exp_shifted(float* scores, int n) {
   for (int t = 1; t < n; ++t) max = std::max(max, scores[t]);
   float sum = 0.0f;
   for (int t = 0; t < n; ++t) {
-    scores[t] = std::exp(scores[t] - max);
+    const float d = scores[t] - max;
+    scores[t] = d < kSoftmaxCutoff ? 0.0f : std::exp(d);
     sum += scores[t];
   }
   return sum;
