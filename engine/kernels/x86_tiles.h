@@ -189,8 +189,30 @@ void tiled_dots(const DotJob& job, int n_tokens) {
   }
 }
 
+// The 8 dot lanes of a 32-column step (four consecutive columns each) summed per block of
+// lanes_per_block = 1, 2 or 4 lanes, less the blocks' offsets (none: nullptr), into
+// out[0, 8 / lanes_per_block).
+inline void store_block_sums(__m256i lanes, int lanes_per_block, const int32_t* offsets,
+                             int32_t* out) {
+  if (lanes_per_block == 1) {
+    if (offsets) lanes = _mm256_sub_epi32(lanes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(offsets)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), lanes);
+    return;
+  }
+  const __m256i pairs = _mm256_hadd_epi32(lanes, lanes);  // p0 p1 p0 p1 | p2 p3 p2 p3
+  if (lanes_per_block == 2) {
+    __m128i sums = _mm256_castsi256_si128(_mm256_permute4x64_epi64(pairs, 0x08));  // p0 p1 p2 p3
+    if (offsets) sums = _mm_sub_epi32(sums, _mm_loadu_si128(reinterpret_cast<const __m128i*>(offsets)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), sums);
+    return;
+  }
+  const __m256i quads = _mm256_hadd_epi32(pairs, pairs);  // four copies of each half's sum
+  out[0] = _mm256_extract_epi32(quads, 0) - (offsets ? offsets[0] : 0);
+  out[1] = _mm256_extract_epi32(quads, 4) - (offsets ? offsets[1] : 0);
+}
+
 // Blocks of 4, 8 or 16 columns (heads under 32 wide): a row and a token at a time, the dot
-// lanes of each 32-column step (four consecutive columns each) summed per block.
+// lanes of each 32-column step summed per block in registers.
 template <class S>
 void narrow_block_dots(const DotJob& job, int n_tokens) {
   const PackedMatrix& w = job.w;
@@ -201,16 +223,11 @@ void narrow_block_dots(const DotJob& job, int n_tokens) {
       const uint8_t* act = job.q + t * job.q_stride;
       int32_t* out = job.dots + (static_cast<size_t>(t) * (job.r1 - job.r0) + (r - job.r0)) * nb;
       for (int col = 0; col < w.cols_padded; col += 32) {
-        alignas(32) int32_t lane[8];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(lane),
-                           S::dot(S::zero(), S::acts(act, col), S::weights(row, col)));
-        for (int l = 0; l < 8; l += lanes_per_block) {
-          const int b = (col + 4 * l) / w.block;
-          int32_t sum = 0;
-          for (int m = 0; m < lanes_per_block; ++m) sum += lane[l + m];
-          if constexpr (S::kOffset != 0) sum -= job.offsets[static_cast<size_t>(t) * nb + b];
-          out[b] = sum;
-        }
+        const int b = col / w.block;
+        const int32_t* offsets = nullptr;
+        if constexpr (S::kOffset != 0) offsets = job.offsets + static_cast<size_t>(t) * nb + b;
+        store_block_sums(S::dot(S::zero(), S::acts(act, col), S::weights(row, col)),
+                         lanes_per_block, offsets, out + b);
       }
     }
 }
