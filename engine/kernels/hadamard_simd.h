@@ -71,7 +71,7 @@ inline void hadamard_dense_tile(const float* x, const HadamardPlan& p, int v0, f
     }
 }
 
-// The last `left` (< kCols) vectors of columns: a tile of exactly that width.
+// The last `left` (≤ T) vectors of columns: a tile of exactly that width.
 template <class S, int G, int T>
 inline void hadamard_dense_rest(const float* x, const HadamardPlan& p, int v0, int left,
                                 float* out) {
@@ -84,18 +84,22 @@ inline void hadamard_dense_rest(const float* x, const HadamardPlan& p, int v0, i
 }
 
 // G consecutive blocks from x ← block · h. One tile wide: straight into x; wider (the later
-// tiles still read x): through a scratch copy.
+// tiles still read x): through a scratch copy. A single block (decode's one row) gets the
+// register tile's kBlocks × kCols accumulators as columns: with only kCols, each would wait on
+// its own chain of dependent fused multiply-adds.
 template <class S, int G>
 void hadamard_dense_group(float* x, const HadamardPlan& p) {
+  constexpr int kTile = G == 1 ? S::kBlocks * S::kCols : S::kCols;  // vectors of columns
   const int nv = (p.m + S::W - 1) / S::W;
-  if (nv <= S::kCols) {
-    hadamard_dense_rest<S, G, S::kCols>(x, p, 0, nv, x);
+  if (nv <= kTile) {
+    hadamard_dense_rest<S, G, kTile>(x, p, 0, nv, x);
     return;
   }
-  alignas(64) float out[G * kHadamardMaxM];
+  // A tile of slack: the tile sizes that m never needs still compile to in-bounds stores.
+  alignas(64) float out[G * kHadamardMaxM + kTile * S::W];
   int v = 0;
-  for (; v + S::kCols <= nv; v += S::kCols) hadamard_dense_tile<S, G, S::kCols>(x, p, v, out);
-  hadamard_dense_rest<S, G, S::kCols - 1>(x, p, v, nv - v, out);
+  for (; v + kTile <= nv; v += kTile) hadamard_dense_tile<S, G, kTile>(x, p, v, out);
+  hadamard_dense_rest<S, G, kTile - 1>(x, p, v, nv - v, out);
   std::copy(out, out + G * p.m, x);
 }
 
