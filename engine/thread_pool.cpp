@@ -134,6 +134,17 @@ void ThreadPool::run(int n_tasks, Call call, void* fn) {
     return;
   }
   std::lock_guard<std::mutex> lock(caller_);
+  tl_pool = this;
+  tl_worker = 0;
+  struct Leave {
+    ~Leave() { tl_pool = nullptr; }
+  } leave;
+  // One task, or no other worker: the caller runs the tasks itself, without the job handshake
+  // (stories260K's decode hands the pool some fifty one-task jobs per token).
+  if (n_tasks == 1 || size_ == 1) {
+    for (int task = 0; task < n_tasks; ++task) call(fn, task, 0);
+    return;
+  }
   // The next job number, closed to claims until its fields are written.
   const uint64_t job = ((claim_.load() >> 32) + 1) << 32;
   claim_ = job | kClosed;
@@ -143,15 +154,9 @@ void ThreadPool::run(int n_tasks, Call call, void* fn) {
   done_ = 0;
   failed_ = false;
   claim_ = job;
-  const bool helped = size_ > 1 && n_tasks > 1;
-  if (helped) {
-    generation_.fetch_add(1);
-    wake(job_ready_);
-  }
-  tl_pool = this;
-  tl_worker = 0;
+  generation_.fetch_add(1);
+  wake(job_ready_);
   take_tasks(0);
-  tl_pool = nullptr;
   await(job_done_, [&] { return done_.load() == n_tasks; });
   if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
 }

@@ -32,7 +32,8 @@ class ThreadPool {
   // one task at a time, so per-worker scratch needs no lock. If tasks throw, the tasks not yet
   // started are skipped and the first exception is rethrown here once the others have stopped.
   // A call from inside a task runs its tasks inline on that task's thread and worker; calls from
-  // two outside threads take turns.
+  // two outside threads take turns. A single task, or any job of a one-worker pool, runs on the
+  // caller without waking the threads.
   template <class F>
   void parallel_for(int n_tasks, F&& fn) {
     using Fn = std::remove_reference_t<F>;
