@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The end-to-end speed tables of docs/BENCHMARKS.md, in markdown (`make speed` runs them all):
-#   stories  prefill and decode tokens/s of `rotor run` on stories260K per format and kernel
-#            ISA: median of REPEAT runs (default 5), one thread.
+#   stories  prefill and decode tokens/s on stories260K per format and kernel ISA, one thread,
+#            medians of REPEAT runs (default 5): of `rotor run` (a ~200-token prompt, then 256
+#            tokens), and of `rotor bench` in llama-bench's conditions (prefill 512 tokens;
+#            decode 128 from an empty context).
 #   synth    `rotor bench` on random-weight files with real shapes (`rotor synth`; SHAPES,
 #            default "tinyllama-1.1b llama2-7b") in W4A8KV8 and W4A4KV4, at each of THREADS
 #            (default "1 2"): prefill/decode tok/s, decode roofline fraction, peak memory.
@@ -26,6 +28,10 @@ tables=${*:-stories synth online depth}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# The median of a {"median": x, ...} field, or a plain number field, of rotor bench --json.
+json_median() { sed "s/.*\"$1\":{[^}]*\"median\":\([0-9.e+-]*\).*/\1/" <<<"$2"; }
+json_number() { sed "s/.*\"$1\":\([0-9.e+-]*\).*/\1/" <<<"$2"; }
+
 stories_table() {
   src=$SHARED/models/stories260K/stories260K.bin
   # A prompt of about 200 tokens: the first lines of the evaluation text.
@@ -47,21 +53,27 @@ stories_table() {
     echo "$(printf '%s\n' "${pre[@]}" | median) $(printf '%s\n' "${dec[@]}" | median)"
   }
 
+  # llama-bench's conditions: prefill of 512 tokens, and 128 tokens decoded from an empty context.
+  bench_pair() {  # model isa -> "prefill(512) decode(128)"
+    pre=$(ROTOR_ISA=$2 "$ROTOR" bench -m "$1" -p 512 -n 0 -r "$REPEAT" -t 1 --json)
+    dec=$(ROTOR_ISA=$2 "$ROTOR" bench -m "$1" -p 1 -n 128 -r "$REPEAT" -t 1 --json)
+    echo "$(json_median prefill_tok_s "$pre") $(json_median decode_tok_s "$dec")"
+  }
+
   isas=$(grep -o -w -E 'avx2|avx512_vnni' /proc/cpuinfo | sort -u | sed 's/avx512_vnni/avx512/' | tr '\n' ' ')
-  printf '| format | ISA | prefill tok/s | decode tok/s |\n|---|---|---|---|\n'
+  printf '| format | ISA | run: prefill tok/s | run: decode tok/s | bench: prefill (512) | bench: decode (128) |\n'
+  printf '|---|---|---|---|---|---|\n'
   read -r p d < <(measure "$src" scalar)
-  printf '| fp32 (OpenBLAS) | – | %.0f | %.0f |\n' "$p" "$d"
+  read -r bp bd < <(bench_pair "$src" scalar)
+  printf '| fp32 (OpenBLAS) | – | %.0f | %.0f | %.0f | %.0f |\n' "$p" "$d" "$bp" "$bd"
   for f in w8a8kv8 w4a8kv8 w4a4kv4; do
     for isa in scalar $isas; do
       read -r p d < <(measure "$work/$f.rotor" "$isa")
-      printf '| %s | %s | %.0f | %.0f |\n' "$f" "$isa" "$p" "$d"
+      read -r bp bd < <(bench_pair "$work/$f.rotor" "$isa")
+      printf '| %s | %s | %.0f | %.0f | %.0f | %.0f |\n' "$f" "$isa" "$p" "$d" "$bp" "$bd"
     done
   done
 }
-
-# The median of a {"median": x, ...} field, or a plain number field, of rotor bench --json.
-json_median() { sed "s/.*\"$1\":{[^}]*\"median\":\([0-9.e+-]*\).*/\1/" <<<"$2"; }
-json_number() { sed "s/.*\"$1\":\([0-9.e+-]*\).*/\1/" <<<"$2"; }
 
 synth_table() {
   echo "rotor bench -p $PROMPT_TOKENS -n $DECODE_TOKENS -r $BENCH_REPEAT on rotor synth files (median)"
