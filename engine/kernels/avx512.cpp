@@ -419,6 +419,8 @@ inline __m512 exp16(__m512 x) {
   return _mm512_maskz_scalef_ps(kept, poly, n);
 }
 
+constexpr int kPrefetchBytes = 2048;
+
 // Σ_t weight_t·codes_t into og (the group order), a row at a time, with the sums in registers
 // over as many of the row's 16-byte groups at a time as they allow.
 template <class G>
@@ -432,6 +434,9 @@ void row_v_sums(const uint8_t* codes, int n_bytes, const float* weights, int n_p
     for (int u = 0; u < n_pos; ++u) {
       const __m512 weight = _mm512_set1_ps(weights[u]);
       const uint8_t* v = codes + static_cast<size_t>(u) * n_bytes;
+      // A long cache streams from memory: ask for the rows kPrefetchBytes ahead.
+      for (int b = g0 * 16; b < std::min(n_bytes, (g0 + kPassGroups) * 16); b += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(v + kPrefetchBytes + b), _MM_HINT_T0);
       unrolled<kPassGroups>([&](auto g) {
         if (g >= n_groups) return;
         __m512 c[G::kVecs];
@@ -503,6 +508,8 @@ void attend_vec(const KvView& kv, const float* q, int n_pos, float* scores, floa
   } else {
     for (int t = 0; t < n_pos; ++t) {
       const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * n_bytes;
+      for (int b = 0; b < n_bytes; b += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(k + kPrefetchBytes + b), _MM_HINT_T0);
       // Two sums, even and odd groups, to halve the chain of dependent FMAs.
       __m512 dot[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
       auto add_group = [&](int g, __m512& sum) {

@@ -25,6 +25,8 @@ void group_scores(const float* qs, float constant, const uint8_t* codes, int hd,
     for (int c = 0; c < hd; ++c) {
       const __m256 w = _mm256_broadcast_ss(qs + c);
       const uint8_t* b = codes + static_cast<size_t>(c) * channel_bytes + b0;
+      // The next group's codes, hd · channel_bytes further: a long cache streams from memory.
+      __builtin_prefetch(b + static_cast<size_t>(hd) * channel_bytes);
       unrolled<kSteps>([&](auto s) {
         if (s >= steps) return;
         const __m256i bytes =

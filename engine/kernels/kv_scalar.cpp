@@ -16,6 +16,10 @@ void kivi_scores(const KvView& kv, const float* q, int n_pos, float* scores,
   for (int g = 0; g < n_pos / G; ++g) {
     const float* scale = kv.k_group_scale + static_cast<size_t>(g) * hd;
     const float* min = kv.k_group_min + static_cast<size_t>(g) * hd;
+    for (int i = 0; i < hd; i += 16) {  // the next group's, one cache line at a time
+      __builtin_prefetch(scale + hd + i);
+      __builtin_prefetch(min + hd + i);
+    }
     // Eight partial sums: one chain of dependent adds would cost as much as the group's dots.
     float partial[8] = {};
     for (int i = 0; i < hd; ++i) {
