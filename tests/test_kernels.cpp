@@ -377,6 +377,7 @@ std::vector<std::pair<std::string, ScoresFn>> kivi_versions() {
   for (Isa isa : supported_isas()) {
 #if defined(__x86_64__)
     if (isa == Isa::kAvx2) v.emplace_back("avx2", kivi_scores_avx2);
+    if (isa == Isa::kAvx512) v.emplace_back("avx512", kivi_scores_avx512);
 #elif defined(__aarch64__)
     if (isa == Isa::kNeon) v.emplace_back("neon", kivi_scores_neon);
 #endif

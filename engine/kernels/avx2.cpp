@@ -351,7 +351,8 @@ void packed_v_sums(const uint8_t* codes, int n_bytes, const float* weights, int 
   alignas(32) float lanes[8];
   for (int j = 0; j < G::kVecs; ++j) {
     __m256 sum = acc[j];
-    for (int chain = 1; chain < kChains; ++chain) sum = _mm256_add_ps(sum, acc[chain * G::kVecs + j]);
+    for (int chain = 1; chain < kChains; ++chain)
+      sum = _mm256_add_ps(sum, acc[chain * G::kVecs + j]);
     _mm256_store_ps(lanes, sum);
     for (int b = 0; b < n_bytes; ++b) {
       float total = 0.0f;

@@ -480,7 +480,8 @@ void packed_v_sums(const uint8_t* codes, int n_bytes, const float* weights, int 
   alignas(64) float lanes[16];
   for (int j = 0; j < G::kVecs; ++j) {
     __m512 sum = acc[j];
-    for (int chain = 1; chain < kChains; ++chain) sum = _mm512_add_ps(sum, acc[chain * G::kVecs + j]);
+    for (int chain = 1; chain < kChains; ++chain)
+      sum = _mm512_add_ps(sum, acc[chain * G::kVecs + j]);
     _mm512_store_ps(lanes, sum);
     for (int b = 0; b < n_bytes; ++b) {
       float total = 0.0f;
@@ -504,7 +505,7 @@ void attend_vec(const KvView& kv, const float* q, int n_pos, float* scores, floa
   float q_sum = 0.0f;
   for (int i = 0; i < hd; ++i) q_sum += q[i];
   if (kv.k_group) {
-    kivi_scores_avx2(kv, q, n_pos, scores);
+    kivi_scores_avx512(kv, q, n_pos, scores);
   } else {
     for (int t = 0; t < n_pos; ++t) {
       const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * n_bytes;
@@ -537,10 +538,12 @@ void attend_vec(const KvView& kv, const float* q, int n_pos, float* scores, floa
   __m512 sum16 = _mm512_setzero_ps(), min16 = _mm512_setzero_ps();
   for (int t = 0; t < n_pos; t += 16) {
     const __mmask16 m = first16(n_pos - t);
-    const __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores + t), max16)));
+    const __m512 e =
+        _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores + t), max16)));
     sum16 = _mm512_add_ps(sum16, e);
     min16 = _mm512_fmadd_ps(e, _mm512_maskz_loadu_ps(m, kv.v_min + t), min16);
-    _mm512_mask_storeu_ps(scores + t, m, _mm512_mul_ps(e, _mm512_maskz_loadu_ps(m, kv.v_scale + t)));
+    _mm512_mask_storeu_ps(scores + t, m,
+                          _mm512_mul_ps(e, _mm512_maskz_loadu_ps(m, kv.v_scale + t)));
   }
   const float inv_sum = 1.0f / _mm512_reduce_add_ps(sum16);
   const float min_term = _mm512_reduce_add_ps(min16);

@@ -13,6 +13,7 @@ namespace rotor {
 // scores[t] = q·k_t / sqrt(head_dim) for t < n_pos.
 void kivi_scores_scalar(const KvView& kv, const float* q, int n_pos, float* scores);
 void kivi_scores_avx2(const KvView& kv, const float* q, int n_pos, float* scores);
+void kivi_scores_avx512(const KvView& kv, const float* q, int n_pos, float* scores);
 void kivi_scores_neon(const KvView& kv, const float* q, int n_pos, float* scores);
 
 // What the versions share: the walk over complete groups (q' and the constant of each, then

@@ -195,14 +195,16 @@ void tiled_dots(const DotJob& job, int n_tokens) {
 inline void store_block_sums(__m256i lanes, int lanes_per_block, const int32_t* offsets,
                              int32_t* out) {
   if (lanes_per_block == 1) {
-    if (offsets) lanes = _mm256_sub_epi32(lanes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(offsets)));
+    if (offsets)
+      lanes = _mm256_sub_epi32(lanes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(offsets)));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), lanes);
     return;
   }
   const __m256i pairs = _mm256_hadd_epi32(lanes, lanes);  // p0 p1 p0 p1 | p2 p3 p2 p3
   if (lanes_per_block == 2) {
     __m128i sums = _mm256_castsi256_si128(_mm256_permute4x64_epi64(pairs, 0x08));  // p0 p1 p2 p3
-    if (offsets) sums = _mm_sub_epi32(sums, _mm_loadu_si128(reinterpret_cast<const __m128i*>(offsets)));
+    if (offsets)
+      sums = _mm_sub_epi32(sums, _mm_loadu_si128(reinterpret_cast<const __m128i*>(offsets)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out), sums);
     return;
   }
