@@ -12,13 +12,7 @@
 // codes, scales and zero points are bit-identical. Attention vectorizes the scalar sums over
 // the head dimension (a different summation order, so equal within float rounding).
 
-// GCC 12 wrongly reports its own _mm512_undefined_* placeholders as uninitialized (GCC bug
-// 105593, fixed in 13) wherever intrinsics that use them are inlined.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "engine/kernels/avx512_intrinsics.h"
 
 #include <cpuid.h>
 #include <sys/syscall.h>

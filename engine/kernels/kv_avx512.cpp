@@ -1,13 +1,7 @@
 // AVX-512 KIVI K scores (kv_kernels.h): kivi_simd.h over 16-lane vectors, half the instructions
 // per code of the AVX2 version. A group whose channel holds fewer than 16 bytes (4-bit codes in
 // groups of 16) takes the AVX2 version.
-// GCC 12 wrongly reports its own _mm512_undefined_* placeholders as uninitialized (GCC bug
-// 105593, fixed in 13) wherever intrinsics that use them are inlined.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "engine/kernels/avx512_intrinsics.h"
 
 #include "engine/kernels/kivi_simd.h"
 
