@@ -526,8 +526,10 @@ void attend_vec(const KvView& kv, const float* q, int n_pos, float* scores, floa
   // Softmax numerators e_t = exp(score − max) in one pass that also makes scores the weights
   // e_t·v_scale_t of the V codes and sums e_t and e_t·v_min_t; out is normalized once at the end.
   __m512 max16 = _mm512_set1_ps(scores[0]);
-  for (int t = 0; t < n_pos; t += 16)
-    max16 = _mm512_mask_max_ps(max16, first16(n_pos - t), max16, _mm512_loadu_ps(scores + t));
+  for (int t = 0; t < n_pos; t += 16) {
+    const __mmask16 m = first16(n_pos - t);  // masked lanes keep the running maximum
+    max16 = _mm512_mask_max_ps(max16, m, max16, _mm512_maskz_loadu_ps(m, scores + t));
+  }
   max16 = _mm512_set1_ps(_mm512_reduce_max_ps(max16));
   __m512 sum16 = _mm512_setzero_ps(), min16 = _mm512_setzero_ps();
   for (int t = 0; t < n_pos; t += 16) {
