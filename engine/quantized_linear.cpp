@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <utility>
 
-#include "engine/threads.h"
 #include "engine/scratch.h"
+#include "engine/threads.h"
 
 namespace rotor {
 

@@ -10,7 +10,8 @@ namespace rotor {
 namespace {
 // Returns Σ qn·y; with scale, also qs = qn ⊙ scale. The channels go in runs of 8 with fixed
 // trip counts and restrict-qualified pointers, which the compiler turns into vector operations
-// of the baseline ISA (eight partial sums: one chain of dependent adds would cost more than the dots).
+// of the baseline ISA (eight partial sums: one chain of dependent adds would cost more than
+// the dots).
 float scaled_and_dot(const float* __restrict qn, const float* __restrict scale,
                      const float* __restrict y, int hd, float* __restrict qs) {
   const int hd8 = hd / 8 * 8;
