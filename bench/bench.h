@@ -12,7 +12,7 @@ namespace rotor::bench {
 
 // Integer matrix products (block_dots): GEMV (1 token) and GEMM (prefill) at LLaMA shapes.
 void register_linear(Isa isa);
-// Activation quantization (quantize_acts) of rows of LLaMA widths.
+// Activation quantization (quantize_acts) of rows of LLaMA widths, and the SwiGLU activation.
 void register_activations(Isa isa);
 // Attention of one head over a 4- or 8-bit KV cache (attend).
 void register_attention(Isa isa);

@@ -29,9 +29,7 @@ void softmax(float* x, int n) {
   for (int i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void swiglu(float* gate, const float* up, int n) {
-  for (int i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-}
+void swiglu(float* gate, const float* up, int n) { kernels().swiglu(gate, up, n); }
 
 Rope::Rope(int head_dim, int max_positions, float theta)
     : half_(head_dim / 2),

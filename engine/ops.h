@@ -9,7 +9,7 @@ void rmsnorm(const float* x, const float* weight, int n, float eps, float* out);
 // In place: x = softmax(x) over n values, terms below exp(kSoftmaxCutoff) of the largest set to 0
 // (engine/kernels/kernels.h says why).
 void softmax(float* x, int n);
-// In place: gate = silu(gate) · up, over n values (SwiGLU).
+// In place: gate = silu(gate) · up, over n values (SwiGLU), by the selected kernel table.
 void swiglu(float* gate, const float* up, int n);
 
 // In place: each row of x[rows, dim] ← row · blockdiag(M_0 .. M_{b-1}), blocks [b, dim/b, dim/b]

@@ -1,10 +1,12 @@
 // Every ISA's kernels against the scalar reference, on random and adversarial inputs: exact
-// for the integer parts (block dots, activation codes), within a float tolerance for attention.
+// for the integer parts (block dots, activation codes), within a float tolerance for attention
+// and SwiGLU.
 // Built natively and, for NEON, cross-built and run under qemu (see the Makefile).
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <utility>
@@ -511,4 +513,64 @@ TEST_CASE("kernels: the epilogue gives the scaled exact block dots in every layo
           CHECK(std::fabs(y[t * s.rows + r] - expected) <= 1e-5 * (magnitude + 1e-30));
         }
     }
+}
+
+namespace {
+
+// Every ISA's SwiGLU of (gate, up) against the scalar reference: no NaN unless the reference has
+// one, the same infinities, and otherwise within the polynomial e^x's few 1e−8 plus an ulp or
+// two of the quotient and product (results below the smallest normal float are absolute).
+// Taken by value: copies of exactly n floats, so AddressSanitizer catches any access past them.
+void check_swiglu(std::vector<float> gate, std::vector<float> up, const std::vector<Isa>& isas) {
+  const int n = static_cast<int>(gate.size());
+  std::vector<float> ref = gate;
+  kScalarKernels.swiglu(ref.data(), up.data(), n);
+  for (Isa isa : isas) {
+    CAPTURE(isa_name(isa));
+    std::vector<float> got = gate;
+    kernels_for(isa).swiglu(got.data(), up.data(), n);
+    for (int i = 0; i < n; ++i) {
+      CAPTURE(i); CAPTURE(gate[i]); CAPTURE(up[i]); CAPTURE(ref[i]); CAPTURE(got[i]);
+      CHECK(std::isnan(got[i]) == std::isnan(ref[i]));
+      if (std::isinf(ref[i]))
+        CHECK(got[i] == ref[i]);
+      else if (!std::isnan(ref[i]))
+        CHECK(std::fabs(got[i] - ref[i]) <=
+              2e-6f * std::fabs(ref[i]) + std::numeric_limits<float>::min());
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("kernels: SwiGLU matches the scalar reference") {
+  std::mt19937 rng(97);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const auto isas = isas_under_test();
+  // Lengths around the vector widths (4, 8, 16), an MLP width of a tiny model and 5632 + 3.
+  for (int n : {1, 7, 16, 17, 172, 5635}) {
+    CAPTURE(n);
+    std::vector<float> gate(n), up(n);
+    for (float& g : gate) g = 4.0f * normal(rng);
+    for (float& u : up) u = normal(rng);
+    check_swiglu(gate, up, isas);
+  }
+  // Every pair of an adversarial gate and up: e^−gate exactly 1, 0 in float (gate > 64) or
+  // +inf (gate < −88.72, where the result is ±0), and 88.5, whose e^88.5 is finite only with
+  // the largest power of two; then the last n pairs alone, for every length of a partial vector.
+  const float gates[] = {0.0f,  -0.0f,  1e-30f, -1e-30f, 20.0f,  -20.0f, 64.0f, -64.0f,
+                         88.0f, -88.0f, 88.5f,  -88.5f,  100.0f, -100.0f, 1e30f, -1e30f};
+  const float ups[] = {0.0f, 1.0f, -3e4f, 1e30f, -1e30f};
+  std::vector<float> gate, up;
+  for (float g : gates)
+    for (float u : ups) {
+      gate.push_back(g);
+      up.push_back(u);
+    }
+  check_swiglu(gate, up, isas);
+  for (int n = 1; n <= 17; ++n) {
+    CAPTURE(n);
+    check_swiglu(std::vector<float>(gate.end() - n, gate.end()),
+                 std::vector<float>(up.end() - n, up.end()), isas);
+  }
 }

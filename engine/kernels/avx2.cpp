@@ -271,22 +271,25 @@ inline float sum8(__m256 v) {
 }
 
 // e^x with a relative error of a few 1e-8: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor
-// series to r^7, times 2^n built in the exponent bits; 0 below kSoftmaxCutoff (which also keeps
-// 2^n a normal float).
+// series to r^7, times 2^n built in the exponent bits; 0 below kSoftmaxCutoff, +inf above
+// ln(FLT_MAX) (x is clamped to [kSoftmaxCutoff, kExpOverflow], so −92 ≤ n ≤ 128).
 inline __m256 exp8(__m256 x) {
   const __m256 kept = _mm256_cmp_ps(x, _mm256_set1_ps(kSoftmaxCutoff), _CMP_GE_OQ);
-  x = _mm256_max_ps(x, _mm256_set1_ps(kSoftmaxCutoff));
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(kSoftmaxCutoff)),
+                    _mm256_set1_ps(kExpOverflow));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   // ln2 in two parts, the first exact in few bits, so n·ln2 is subtracted without rounding.
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 poly = _mm256_set1_ps(1.0f / 5040);
+  // 2·e^r (every coefficient doubled, which is exact) times 2^(n−1): n = 128 then overflows to
+  // +inf in the product instead of wrapping the exponent bits.
+  __m256 poly = _mm256_set1_ps(2.0f / 5040);
 #pragma GCC unroll 8
-  for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
+  for (float c : {2.0f / 720, 2.0f / 120, 2.0f / 24, 2.0f / 6, 1.0f, 2.0f, 2.0f})
     poly = _mm256_fmadd_ps(poly, r, _mm256_set1_ps(c));
   const __m256i pow2 =
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(126)), 23);
   return _mm256_and_ps(_mm256_mul_ps(poly, _mm256_castsi256_ps(pow2)), kept);
 }
 
@@ -434,6 +437,29 @@ void attend_avx2(const KvView& kv, const float* q, int n_pos, float* scores, flo
     attend_vec<4>(kv, q, n_pos, scores, out);
 }
 
+// ---------------------------------------------------------------------------------- SwiGLU
+
+// gate / (1 + e^−gate) · up, the scalar reference's operations. Below gate ≈ −88.72, e^−gate
+// is +inf and the quotient ±0, as in the reference; above gate = 64, exp8 gives 0, where
+// 1 + e^−gate rounds to 1 in the reference too.
+inline __m256 swiglu8(__m256 gate, __m256 up) {
+  const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), gate));
+  return _mm256_mul_ps(_mm256_div_ps(gate, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), up);
+}
+
+// Whole vectors with plain loads and stores (a masked store is slow on some cores), then the
+// last partial vector masked.
+void swiglu_avx2(float* gate, const float* up, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(gate + i, swiglu8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+  if (i < n) {
+    const __m256i m = first8(n - i);
+    _mm256_maskstore_ps(gate + i, m,
+                        swiglu8(_mm256_maskload_ps(gate + i, m), _mm256_maskload_ps(up + i, m)));
+  }
+}
+
 }  // namespace
 
 // Four independent sums of absolute differences from zero (vpsadbw) per 128 bytes.
@@ -453,6 +479,6 @@ uint64_t byte_total_avx2(const uint8_t* p, size_t n) {
 }
 
 const KernelTable kAvx2Kernels = {"avx2", block_dots_avx2, quantize_acts_avx2, attend_avx2,
-                                   hadamard_avx2, byte_total_avx2};
+                                   hadamard_avx2, byte_total_avx2, swiglu_avx2};
 
 }  // namespace rotor

@@ -397,10 +397,12 @@ struct CodeGroups {
 };
 
 // e^x with a relative error of a few 1e-8: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor
-// series to r^7, times 2^n; 0 below kSoftmaxCutoff.
+// series to r^7, times 2^n; 0 below kSoftmaxCutoff, +inf above ln(FLT_MAX) (x is clamped to
+// kExpOverflow, which keeps the reduction to r exact; scalef then overflows to +inf).
 inline __m512 exp16(__m512 x) {
   const __mmask16 kept = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kSoftmaxCutoff), _CMP_GE_OQ);
-  x = _mm512_max_ps(x, _mm512_set1_ps(kSoftmaxCutoff));
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(kSoftmaxCutoff)),
+                    _mm512_set1_ps(kExpOverflow));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   // ln2 in two parts, the first exact in few bits, so n·ln2 is subtracted without rounding.
@@ -557,6 +559,23 @@ void attend_avx512(const KvView& kv, const float* q, int n_pos, float* scores, f
     attend_vec<4>(kv, q, n_pos, scores, out);
 }
 
+// ---------------------------------------------------------------------------------- SwiGLU
+
+// gate / (1 + e^−gate) · up, the scalar reference's operations, 16 lanes at a time, the last
+// partial vector masked. Below gate ≈ −88.72, e^−gate is +inf and the quotient ±0, as in the
+// reference; above gate = 64, exp16 gives 0, where 1 + e^−gate rounds to 1 in the reference too.
+void swiglu_avx512(float* gate, const float* up, int n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int i = 0; i < n; i += 16) {
+    const __mmask16 m = first16(n - i);
+    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    _mm512_mask_storeu_ps(gate + i, m,
+                          _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)),
+                                        _mm512_maskz_loadu_ps(m, up + i)));
+  }
+}
+
 }  // namespace
 
 // Four independent sums of absolute differences from zero (vpsadbw) per 256 bytes.
@@ -572,6 +591,7 @@ uint64_t byte_total_avx512(const uint8_t* p, size_t n) {
 }
 
 const KernelTable kAvx512Kernels = {"avx512", block_dots_avx512, quantize_acts_avx512,
-                                    attend_avx512, hadamard_avx512, byte_total_avx512};
+                                    attend_avx512, hadamard_avx512, byte_total_avx512,
+                                    swiglu_avx512};
 
 }  // namespace rotor

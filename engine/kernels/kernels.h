@@ -140,6 +140,9 @@ struct KernelTable {
   // Σ p[0, n) as unsigned bytes, read with the ISA's widest loads: rotor bench's memory
   // bandwidth probe, so the roofline it reports is what this CPU's vector loads can stream.
   uint64_t (*byte_total)(const uint8_t* p, size_t n);
+  // In place: gate[i] ← silu(gate[i])·up[i] = gate[i] / (1 + e^−gate[i]) · up[i], i < n (the
+  // SwiGLU of the MLP). The vector ISAs use a polynomial e^x: within a few 1e−7 relative.
+  void (*swiglu)(float* gate, const float* up, int n);
 };
 
 enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
@@ -174,6 +177,9 @@ float exp_shifted(float* scores, int n);
 // make the weights e·v_scale subnormal, which costs x86 cores a microcode assist per operation
 // (attention over sharply peaked scores ran 10× slower).
 constexpr float kSoftmaxCutoff = -64.0f;
+// The vector e^x helpers clamp x to at most this, just above ln(FLT_MAX) ≈ 88.72: e^x is then
+// +inf as a float (as std::exp gives above ln(FLT_MAX)), and 2^n stays within the exponent.
+constexpr float kExpOverflow = 89.0f;
 // The hadamard entry of each ISA (each defined in engine/kernels/hadamard_ISA.cpp).
 void hadamard_scalar(const HadamardPlan& p, float* x, int rows, size_t stride);
 void hadamard_avx2(const HadamardPlan& p, float* x, int rows, size_t stride);

@@ -543,6 +543,52 @@ void attend_neon(const KvView& kv, const float* q, int n_pos, float* scores, flo
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// SwiGLU
+
+// e^x as exp8 in avx2.cpp computes it (relative error a few 1e-8): x = n·ln2 + r with
+// |r| ≤ ln2/2, e^r by its Taylor series to r^7, times 2^n built in the exponent bits; 0 below
+// kSoftmaxCutoff, +inf above ln(FLT_MAX) (x is clamped to [kSoftmaxCutoff, kExpOverflow], so
+// −92 ≤ n ≤ 128).
+inline float32x4_t exp4(float32x4_t x) {
+  const uint32x4_t kept = vcgeq_f32(x, vdupq_n_f32(kSoftmaxCutoff));
+  x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(kSoftmaxCutoff)), vdupq_n_f32(kExpOverflow));
+  const float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+  // ln2 in two parts, the first exact in few bits, so n·ln2 is subtracted without rounding.
+  float32x4_t r = vfmsq_n_f32(x, n, 0.693359375f);
+  r = vfmsq_n_f32(r, n, -2.12194440e-4f);
+  // 2·e^r (every coefficient doubled, which is exact) times 2^(n−1): n = 128 then overflows to
+  // +inf in the product instead of wrapping the exponent bits.
+  float32x4_t poly = vdupq_n_f32(2.0f / 5040);
+#pragma GCC unroll 8
+  for (float c : {2.0f / 720, 2.0f / 120, 2.0f / 24, 2.0f / 6, 1.0f, 2.0f, 2.0f})
+    poly = vfmaq_f32(vdupq_n_f32(c), poly, r);
+  const int32x4_t pow2 = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(126)), 23);
+  const float32x4_t e = vmulq_f32(poly, vreinterpretq_f32_s32(pow2));
+  return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e), kept));
+}
+
+// gate / (1 + e^−gate) · up, the scalar reference's operations. Below gate ≈ −88.72, e^−gate
+// is +inf and the quotient ±0, as in the reference; above gate = 64, exp4 gives 0, where
+// 1 + e^−gate rounds to 1 in the reference too.
+inline float32x4_t swiglu4(float32x4_t gate, float32x4_t up) {
+  const float32x4_t e = exp4(vnegq_f32(gate));
+  return vmulq_f32(vdivq_f32(gate, vaddq_f32(vdupq_n_f32(1.0f), e)), up);
+}
+
+// Whole vectors, then the last 1..3 values through a zero-padded vector on the stack.
+void swiglu_neon(float* gate, const float* up, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(gate + i, swiglu4(vld1q_f32(gate + i), vld1q_f32(up + i)));
+  if (i < n) {
+    float g[4] = {}, u[4] = {};
+    std::copy(gate + i, gate + n, g);
+    std::copy(up + i, up + n, u);
+    vst1q_f32(g, swiglu4(vld1q_f32(g), vld1q_f32(u)));
+    std::copy(g, g + (n - i), gate + i);
+  }
+}
+
 }  // namespace
 
 // Four independent pairwise-widening accumulations (uadalp) per 64 bytes; each 16-bit lane
@@ -560,6 +606,6 @@ uint64_t byte_total_neon(const uint8_t* p, size_t n) {
 }
 
 const KernelTable kNeonKernels = {"neon", block_dots_neon, quantize_acts_neon, attend_neon,
-                                   hadamard_neon, byte_total_neon};
+                                   hadamard_neon, byte_total_neon, swiglu_neon};
 
 }  // namespace rotor

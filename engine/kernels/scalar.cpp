@@ -27,6 +27,10 @@ void block_dots_scalar(const PackedMatrix& w, const uint8_t* q, size_t q_stride,
   }
 }
 
+void swiglu_scalar(float* gate, const float* up, int n) {
+  for (int i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
 }  // namespace
 
 void quantize_acts_scalar(const float* x, int cols, int n_tokens, const ActQuantParams& p,
@@ -116,6 +120,7 @@ uint64_t byte_total_scalar(const uint8_t* p, size_t n) {
 }
 
 const KernelTable kScalarKernels = {"scalar", block_dots_scalar, quantize_acts_scalar,
-                                    attend_scalar, hadamard_scalar, byte_total_scalar};
+                                    attend_scalar, hadamard_scalar, byte_total_scalar,
+                                    swiglu_scalar};
 
 }  // namespace rotor
