@@ -29,6 +29,13 @@ class Linear {
   int in_, out_;
 };
 
+// ys[i][rows, out_i] = x · W_iᵀ for count ≥ 1 linears that all read x (q/k/v, gate/up):
+// the floats of linears[i]->forward(x, rows, ys[i]), bit for bit. Integer layers that quantize
+// x alike quantize it once and run as one thread-pool job; any other mix runs forward() on
+// each. Defined in quantized_linear.cpp, the only storage with work to share.
+void forward_shared(const Linear* const* linears, int count, const float* x, int rows,
+                    float* const* ys);
+
 // Full-precision weights [out, in] (row-major), borrowed from storage the model owns.
 // Decode uses sgemv and prefill sgemm from OpenBLAS, on row chunks split over the thread pool.
 class LinearF32 final : public Linear {

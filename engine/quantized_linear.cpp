@@ -25,10 +25,13 @@ int tiles(int n, int tile) { return (n + tile - 1) / tile; }
 
 int workers_for(int64_t work) { return work < kMinParallelWork ? 1 : thread_pool().size(); }
 
-// Chunk c of n contiguous chunks of rows: whole row tiles, as even as they come.
+// Chunk c of n contiguous chunks of t tiles, as even as they come.
+std::pair<int, int> tile_chunk(int t, int c, int n) { return {t * c / n, t * (c + 1) / n}; }
+
+// Chunk c of n contiguous chunks of rows: whole row tiles.
 std::pair<int, int> row_chunk(int rows, int c, int n) {
-  const int t = tiles(rows, kTileRows);
-  return {std::min(rows, t * c / n * kTileRows), std::min(rows, t * (c + 1) / n * kTileRows)};
+  const auto [begin, end] = tile_chunk(tiles(rows, kTileRows), c, n);
+  return {std::min(rows, begin * kTileRows), std::min(rows, end * kTileRows)};
 }
 }  // namespace
 
@@ -49,14 +52,42 @@ std::string QuantizedLinear::type_name() const {
 }
 
 void QuantizedLinear::forward(const float* x, int rows, float* y) const {
-  if (act_.bits >= 16)
-    forward_float(x, rows, y);
-  else
-    forward_integer(x, rows, y);
+  if (!integer()) return forward_float(x, rows, y);
+  const Linear* self = this;
+  integer_job(&self, 1, quantize(x, rows), rows, &y);
 }
 
-void QuantizedLinear::forward_integer(const float* x, int rows, float* y) const {
-  const KernelTable& k = kernels();
+void forward_shared(const Linear* const* linears, int count, const float* x, int rows,
+                    float* const* ys) {
+  const auto* first = dynamic_cast<const QuantizedLinear*>(linears[0]);
+  bool shared = first && first->integer();
+  for (int i = 1; shared && i < count; ++i) {
+    const auto* other = dynamic_cast<const QuantizedLinear*>(linears[i]);
+    shared = other && first->same_acts(*other);
+  }
+  if (!shared) {
+    for (int i = 0; i < count; ++i) linears[i]->forward(x, rows, ys[i]);
+    return;
+  }
+  QuantizedLinear::integer_job(linears, count, first->quantize(x, rows), rows, ys);
+}
+
+// Everything quantize_acts reads besides x: the input width and its padding, the segments,
+// blocks and bits, and the clip factors.
+bool QuantizedLinear::same_acts(const QuantizedLinear& other) const {
+  using Clip = ActQuantParams::Clip;
+  const ActQuantParams &a = act_, &b = other.act_;
+  return integer() && other.integer() && w_.cols == other.w_.cols &&
+         w_.cols_padded == other.w_.cols_padded && w_.block == other.w_.block &&
+         a.bits == b.bits && a.segment == b.segment && a.block == b.block &&
+         a.clip_min == b.clip_min && a.clip_max == b.clip_max &&
+         std::equal(a.segment_clips.begin(), a.segment_clips.end(), b.segment_clips.begin(),
+                    b.segment_clips.end(), [](const Clip& p, const Clip& q) {
+                      return p.min == q.min && p.max == q.max;
+                    });
+}
+
+const QuantizedActs& QuantizedLinear::quantize(const float* x, int rows) const {
   QuantizedActs& a = acts_;
   a.tokens = rows;
   a.cols_padded = w_.cols_padded;
@@ -66,20 +97,45 @@ void QuantizedLinear::forward_integer(const float* x, int rows, float* y) const 
   a.scale.resize(static_cast<size_t>(rows) * (w_.cols_padded / act_.segment));
   a.zero.resize(a.scale.size());
   a.sums.resize(static_cast<size_t>(rows) * w_.blocks());
-  k.quantize_acts(x, w_.cols, rows, act_, a);
+  kernels().quantize_acts(x, w_.cols, rows, act_, a);
+  return a;
+}
 
-  // Tasks are (token tile × row chunk); one task does everything when one worker would.
-  const int workers = workers_for(int64_t{rows} * w_.rows * w_.cols_padded);
-  const int chunks = std::min(workers, tiles(w_.rows, kTileRows));
-  const int span = workers == 1 ? rows : tile_tokens(w_.blocks());
+void QuantizedLinear::integer_job(const Linear* const* ls, int count, const QuantizedActs& a,
+                                  int rows, float* const* ys) {
+  // The caller checked the type: forward() passes itself, forward_shared only after its casts.
+  auto layer = [&](int i) -> const QuantizedLinear& {
+    return static_cast<const QuantizedLinear&>(*ls[i]);
+  };
+  // The layers' row tiles one after the other, as if they were one matrix of out_rows rows.
+  int64_t out_rows = 0;
+  int row_tiles = 0;
+  for (int i = 0; i < count; ++i) {
+    out_rows += layer(i).w_.rows;
+    row_tiles += tiles(layer(i).w_.rows, kTileRows);
+  }
+  // Tasks are (token tile × chunk of row tiles); one task does everything when one worker
+  // would. A chunk may span layers; each layer's part runs as that layer's own rows would.
+  const int workers = workers_for(rows * out_rows * a.cols_padded);
+  const int chunks = std::min(workers, row_tiles);
+  const int span = workers == 1 ? rows : tile_tokens(a.cols_padded / a.block);
   thread_pool().parallel_for(tiles(rows, span) * chunks, [&](int task, int) {
-    const int t0 = task / chunks * span;
-    const auto [r0, r1] = row_chunk(w_.rows, task % chunks, chunks);
-    integer_tiles(t0, std::min(rows, t0 + span), r0, r1, y);
+    const int t0 = task / chunks * span, t1 = std::min(rows, t0 + span);
+    const auto [begin, end] = tile_chunk(row_tiles, task % chunks, chunks);
+    // Layer i's tiles are [offset, offset + n) of the row tiles; this task's are [begin, end).
+    for (int i = 0, offset = 0; i < count && offset < end; ++i) {
+      const QuantizedLinear& l = layer(i);
+      const int n = tiles(l.w_.rows, kTileRows);
+      const int r0 = (std::max(begin, offset) - offset) * kTileRows;
+      const int r1 = std::min(l.w_.rows, (std::min(end, offset + n) - offset) * kTileRows);
+      if (r0 < r1) l.integer_tiles(a, t0, t1, r0, r1, ys[i]);
+      offset += n;
+    }
   });
 }
 
-void QuantizedLinear::integer_tiles(int t0, int t1, int r0, int r1, float* y) const {
+void QuantizedLinear::integer_tiles(const QuantizedActs& a, int t0, int t1, int r0, int r1,
+                                    float* y) const {
   const KernelTable& k = kernels();
   thread_local std::vector<int32_t> dots_storage;  // per worker
   const int tile = tile_tokens(w_.blocks());
@@ -89,10 +145,10 @@ void QuantizedLinear::integer_tiles(int t0, int t1, int r0, int r1, float* y) co
     const int nt = std::min(tile, t1 - t);
     for (int r = r0; r < r1; r += kTileRows) {
       const int r_end = std::min(r1, r + kTileRows);
-      k.block_dots(w_, &acts_.q[static_cast<size_t>(t) * w_.cols_padded], w_.cols_padded, nt, r,
+      k.block_dots(w_, &a.q[static_cast<size_t>(t) * w_.cols_padded], w_.cols_padded, nt, r,
                    r_end, dots);
-      linear_epilogue(w_, acts_, t, nt, r, r_end, dots,
-                      y + static_cast<size_t>(t) * w_.rows, w_.rows);
+      linear_epilogue(w_, a, t, nt, r, r_end, dots, y + static_cast<size_t>(t) * w_.rows,
+                      w_.rows);
     }
   }
 }

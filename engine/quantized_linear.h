@@ -3,6 +3,8 @@
 // integer block dots per tile, the shared float epilogue. With 16-bit (float) activations it
 // dequantizes weight tiles and multiplies in float. Both split their tiles over the shared
 // thread pool (engine/threads.h); every split gives the same floats as one thread.
+// forward_shared (engine/linear.h) runs layers that read one input (q/k/v, gate/up) as one:
+// the input quantized once, the tiles of all of them in one pool job.
 #pragma once
 #include <vector>
 
@@ -23,9 +25,19 @@ class QuantizedLinear final : public Linear {
   const ActQuantParams& activation() const { return act_; }
 
  private:
-  void forward_integer(const float* x, int rows, float* y) const;
-  // Tokens [t0, t1) × rows [r0, r1) of forward_integer, on the calling thread.
-  void integer_tiles(int t0, int t1, int r0, int r1, float* y) const;
+  friend void forward_shared(const Linear* const* linears, int count, const float* x, int rows,
+                             float* const* ys);
+  bool integer() const { return act_.bits < 16; }
+  // True when both are integer and quantize an input into the same QuantizedActs.
+  bool same_acts(const QuantizedLinear& other) const;
+  // x quantized as this layer's input, in acts_.
+  const QuantizedActs& quantize(const float* x, int rows) const;
+  // ys[i] = the integer product of a with ls[i] (QuantizedLinears whose input a quantized),
+  // all in one pool job.
+  static void integer_job(const Linear* const* ls, int count, const QuantizedActs& a, int rows,
+                          float* const* ys);
+  // Tokens [t0, t1) × rows [r0, r1) of the integer product, on the calling thread.
+  void integer_tiles(const QuantizedActs& a, int t0, int t1, int r0, int r1, float* y) const;
   void forward_float(const float* x, int rows, float* y) const;
 
   PackedMatrix w_;

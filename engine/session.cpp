@@ -115,9 +115,9 @@ void Session::forward(const int* tokens, int n, int logit_rows) {
     for (int r = 0; r < n; ++r) rmsnorm(&x_[r * D], w.attn_norm, D, c_.norm_eps, &xb_[r * D]);
     if (observer_) observer_->observe(l, LinearInput::kAttention, xb_.data(), n, D);
     clock.lap(Step::kNorm);
-    w.wq->forward(xb_.data(), n, q_.data());
-    w.wk->forward(xb_.data(), n, k_.data());
-    w.wv->forward(xb_.data(), n, v_.data());
+    const Linear* qkv[] = {w.wq.get(), w.wk.get(), w.wv.get()};
+    float* const qkv_out[] = {q_.data(), k_.data(), v_.data()};
+    forward_shared(qkv, 3, xb_.data(), n, qkv_out);
     clock.lap(Step::kQkv);
     for (int r = 0; r < n; ++r) {
       const int pos = pos_ + r;
@@ -151,8 +151,9 @@ void Session::forward(const int* tokens, int n, int logit_rows) {
     for (int r = 0; r < n; ++r) rmsnorm(&x_[r * D], w.ffn_norm, D, c_.norm_eps, &xb_[r * D]);
     if (observer_) observer_->observe(l, LinearInput::kMlp, xb_.data(), n, D);
     clock.lap(Step::kNorm);
-    w.w_gate->forward(xb_.data(), n, gate_.data());
-    w.w_up->forward(xb_.data(), n, up_.data());
+    const Linear* gate_up[] = {w.w_gate.get(), w.w_up.get()};
+    float* const gate_up_out[] = {gate_.data(), up_.data()};
+    forward_shared(gate_up, 2, xb_.data(), n, gate_up_out);
     clock.lap(Step::kGateUp);
     swiglu(gate_.data(), up_.data(), n * I);
     clock.lap(Step::kSwiglu);

@@ -1,10 +1,11 @@
 // The thread pool: every task runs once, on a worker of its own, through nested and serial
-// calls, resizes and exceptions; and what runs on it (quantized linears, attention) gives
-// bit for bit the floats of one thread.
+// calls, resizes and exceptions; and what runs on it (quantized linears, alone and sharing an
+// input, attention) gives bit for bit the floats of one thread.
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -215,6 +216,61 @@ TEST_CASE("quantized linear: every thread count gives the floats of one thread, 
           CHECK(got == want);
         }
       }
+}
+
+TEST_CASE("forward_shared: the floats of separate forwards, bit for bit, shared or not") {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  // q/k/v-like layers of one input: 5 + 1 + 3 row tiles, so with two workers a chunk ends
+  // inside the first layer and the other spans all three. At 256 columns the group stays on
+  // the calling thread; at 1024 it is split (while k alone would not be).
+  for (int cols : {256, 1024}) {
+    std::vector<RandomPacked> packed;
+    for (int out : {300, 64, 130}) packed.emplace_back(out, cols, 4, 64, rng);
+    std::vector<float> f32_weights(static_cast<size_t>(64) * cols);
+    for (float& v : f32_weights) v = normal(rng);
+    const LinearF32 f32(f32_weights.data(), 64, cols);
+    for (int act_bits : {4, 8})
+      for (int tokens : {1, 5}) {
+        CAPTURE(cols); CAPTURE(act_bits); CAPTURE(tokens);
+        ActQuantParams act{act_bits, cols / 2, 0, 0.9f, 0.95f};  // two segments, own clips
+        act.segment_clips = {{0.8f, 0.85f}, {0.7f, 1.0f}};
+        ActQuantParams other_clip = act, float_act = act;
+        other_clip.segment_clips[1].max = 0.9f;
+        float_act.bits = 16;
+        auto layers = [&](const ActQuantParams& k_act) {
+          std::vector<std::unique_ptr<Linear>> l;
+          l.push_back(std::make_unique<QuantizedLinear>(packed[0].m, act));
+          l.push_back(std::make_unique<QuantizedLinear>(packed[1].m, k_act));
+          l.push_back(std::make_unique<QuantizedLinear>(packed[2].m, act));
+          return l;
+        };
+        // Shared; then the fallbacks: k's clips differ, k has float activations.
+        for (const ActQuantParams* k_act : {&act, &other_clip, &float_act}) {
+          const auto owned = layers(*k_act);
+          std::vector<const Linear*> group = {owned[0].get(), owned[1].get(), owned[2].get()};
+          if (k_act == &float_act) group.push_back(&f32);  // and a float layer too
+          std::vector<float> x(static_cast<size_t>(tokens) * cols);
+          for (float& v : x) v = normal(rng);
+          const bool shared = k_act == &act;
+          for (int threads : {1, 2}) {
+            CAPTURE(threads); CAPTURE(shared);
+            GlobalPoolSize size(threads);
+            std::vector<std::vector<float>> want, got;
+            for (const Linear* l : group) {
+              want.emplace_back(static_cast<size_t>(tokens) * l->out_features(), -1.0f);
+              got.emplace_back(want.back().size(), -2.0f);
+              l->forward(x.data(), tokens, want.back().data());
+            }
+            std::vector<float*> ys;
+            for (std::vector<float>& y : got) ys.push_back(y.data());
+            forward_shared(group.data(), static_cast<int>(group.size()), x.data(), tokens,
+                           ys.data());
+            for (size_t i = 0; i < group.size(); ++i) CHECK(got[i] == want[i]);
+          }
+        }
+      }
+  }
 }
 
 TEST_CASE("session: attention across threads gives the logits of one thread, bit for bit") {
