@@ -11,16 +11,14 @@
 // at a time.
 //
 // Activation quantization repeats the scalar reference's float operations lane by lane, so
-// codes, scales and zero points are bit-identical. Attention vectorizes the scalar sums over
-// the head dimension (a different summation order, so equal within float rounding).
+// codes, scales and zero points are bit-identical. Attention is attend_simd.h over 8 lanes.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <utility>
-#include <vector>
 
+#include "engine/kernels/attend_simd.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/x86_tiles.h"
@@ -227,49 +225,6 @@ void quantize_acts_avx2(const float* x, int cols, int n_tokens, const ActQuantPa
 
 // ------------------------------------------------------------------------------ attention
 
-// A cache row's codes go 8 bytes at a time: 8 elements with 8-bit codes; 16 with 4-bit codes,
-// the even elements in the low nibbles, the odd ones in the high nibbles. The sums run in that
-// order, over q and out rearranged to match once per call, so no nibbles need interleaving.
-template <int Bits>
-struct CodeGroups {
-  static constexpr int kVecs = Bits == 8 ? 1 : 2;  // float vectors per group
-  // The vectors of group g, whose valid bytes end at n_bytes.
-  static void load(const uint8_t* codes, int g, int n_bytes, __m256 (&v)[kVecs]) {
-    const uint8_t* p = codes + 8 * g;
-    const int n = n_bytes - 8 * g;
-    __m128i raw;
-    if (n >= 8) {
-      raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-    } else {  // the row's last bytes
-      uint64_t word = 0;
-      for (int i = 0; i < n; ++i) word |= static_cast<uint64_t>(p[i]) << (8 * i);
-      raw = _mm_cvtsi64_si128(static_cast<int64_t>(word));
-    }
-    const __m256i bytes = _mm256_cvtepu8_epi32(raw);
-    if constexpr (Bits == 8) {
-      v[0] = _mm256_cvtepi32_ps(bytes);
-    } else {
-      v[0] = _mm256_cvtepi32_ps(_mm256_and_si256(bytes, _mm256_set1_epi32(0x0F)));
-      v[1] = _mm256_cvtepi32_ps(_mm256_srli_epi32(bytes, 4));
-    }
-  }
-  // Where element i sits in that order.
-  static int slot(int i) {
-    if constexpr (Bits == 8) {
-      return i;
-    } else {
-      const int m = i / 2;
-      return (m / 8 * 2 + i % 2) * 8 + m % 8;
-    }
-  }
-};
-
-inline float sum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
-
 // e^x with a relative error of a few 1e-8: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor
 // series to r^7, times 2^n built in the exponent bits; 0 below kSoftmaxCutoff, +inf above
 // ln(FLT_MAX) (x is clamped to [kSoftmaxCutoff, kExpOverflow], so −92 ≤ n ≤ 128).
@@ -293,148 +248,59 @@ inline __m256 exp8(__m256 x) {
   return _mm256_and_ps(_mm256_mul_ps(poly, _mm256_castsi256_ps(pow2)), kept);
 }
 
-constexpr int kPrefetchBytes = 2048;
-
-// Σ_t weight_t·codes_t into og (the group order), a row at a time, with the sums in registers
-// over as many of the row's 8-byte groups at a time as they allow.
-template <class G>
-void row_v_sums(const uint8_t* codes, int n_bytes, const float* weights, int n_pos, float* og) {
-  const int groups = (n_bytes + 7) / 8;
-  constexpr int kPassGroups = 8 / G::kVecs;
-  for (int g0 = 0; g0 < groups; g0 += kPassGroups) {
-    const int n_groups = std::min(kPassGroups, groups - g0);
-    __m256 acc[kPassGroups * G::kVecs];
-    unrolled<kPassGroups * G::kVecs>([&](auto j) { acc[j] = _mm256_setzero_ps(); });
-    for (int u = 0; u < n_pos; ++u) {
-      const __m256 weight = _mm256_set1_ps(weights[u]);
-      const uint8_t* v = codes + static_cast<size_t>(u) * n_bytes;
-      // A long cache streams from memory: ask for the rows kPrefetchBytes ahead.
-      for (int b = g0 * 8; b < std::min(n_bytes, (g0 + kPassGroups) * 8); b += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(v + kPrefetchBytes + b), _MM_HINT_T0);
-      unrolled<kPassGroups>([&](auto g) {
-        if (g >= n_groups) return;
-        __m256 c[G::kVecs];
-        G::load(v, g0 + g, n_bytes, c);
-        unrolled<G::kVecs>([&](auto j) {
-          acc[g * G::kVecs + j] = _mm256_fmadd_ps(weight, c[j], acc[g * G::kVecs + j]);
-        });
-      });
-    }
-    unrolled<kPassGroups * G::kVecs>([&](auto j) {
-      if (j < n_groups * G::kVecs) _mm256_storeu_ps(og + g0 * G::kVecs * 8 + j * 8, acc[j]);
-    });
+// The vector operations of attend_simd.h.
+struct Avx2 {
+  using V = __m256;
+  using Mask = __m256i;
+  static constexpr int W = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(float v) { return _mm256_set1_ps(v); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V exp(V x) { return exp8(x); }
+  static float reduce_add(V v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
   }
-}
-
-// The same sum for rows of fewer than 8 bytes that divide 8 (head size 8 at 4 bits): each
-// 8-byte load holds the rows of 8 / n_bytes positions, each lane weighted by its own
-// position's weight, and the lanes of a byte fold together at the end.
-template <class G>
-void packed_v_sums(const uint8_t* codes, int n_bytes, const float* weights, int n_pos, float* og) {
-  const int per_load = 8 / n_bytes;
-  alignas(32) int32_t position[8];  // of each lane (byte) within its load
-  for (int b = 0; b < 8; ++b) position[b] = b / n_bytes;
-  const __m256i spread = _mm256_load_si256(reinterpret_cast<const __m256i*>(position));
-  constexpr int kChains = 4;  // independent sums: one chain would wait on each FMA's latency
-  __m256 acc[kChains * G::kVecs];
-  unrolled<kChains * G::kVecs>([&](auto j) { acc[j] = _mm256_setzero_ps(); });
-  auto add = [&](int u, auto chain) {  // the load of positions [u, u + per_load) ∩ [0, n_pos)
-    const int n = std::min(per_load, n_pos - u);
-    const __m256 w = _mm256_permutevar8x32_ps(_mm256_maskload_ps(weights + u, first8(n)), spread);
-    __m256 c[G::kVecs];
-    G::load(codes + static_cast<size_t>(u) * n_bytes, 0, n * n_bytes, c);
-    unrolled<G::kVecs>([&](auto j) {
-      acc[chain * G::kVecs + j] = _mm256_fmadd_ps(w, c[j], acc[chain * G::kVecs + j]);
-    });
-  };
-  int u = 0;
-  for (; u + kChains * per_load <= n_pos; u += kChains * per_load)
-    unrolled<kChains>([&](auto chain) { add(u + chain * per_load, chain); });
-  for (; u < n_pos; u += per_load) add(u, std::integral_constant<int, 0>{});
-  alignas(32) float lanes[8];
-  for (int j = 0; j < G::kVecs; ++j) {
-    __m256 sum = acc[j];
-    for (int chain = 1; chain < kChains; ++chain)
-      sum = _mm256_add_ps(sum, acc[chain * G::kVecs + j]);
-    _mm256_store_ps(lanes, sum);
-    for (int b = 0; b < n_bytes; ++b) {
-      float total = 0.0f;
-      for (int p = 0; p < per_load; ++p) total += lanes[p * n_bytes + b];
-      og[j * 8 + b] = total;
-    }
+  static float reduce_max(V v) { return max8(v); }
+  static Mask first(int n) { return first8(n); }
+  static V load_part(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  static void store_part(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
+  static V keep(V v, Mask m) { return _mm256_and_ps(v, _mm256_castsi256_ps(m)); }
+  static V max_part(V acc, const float* p, Mask m) {
+    return _mm256_max_ps(acc, _mm256_blendv_ps(acc, load_part(p, m), _mm256_castsi256_ps(m)));
   }
-}
-
-template <int Bits>
-void attend_vec(const KvView& kv, const float* q, int n_pos, float* scores, float* out) {
-  using G = CodeGroups<Bits>;
-  const int hd = kv.head_dim, n_bytes = kv.head_bytes(), groups = (n_bytes + 7) / 8;
-  const int lanes = groups * G::kVecs * 8;
-  thread_local std::vector<float> buf;
-  buf.assign(2 * static_cast<size_t>(lanes), 0.0f);
-  float* qg = buf.data();  // q and out in the group order
-  float* og = qg + lanes;
-  for (int i = 0; i < hd; ++i) qg[G::slot(i)] = q[i];
-  const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
-  float q_sum = 0.0f;
-  for (int i = 0; i < hd; ++i) q_sum += q[i];
-  if (kv.k_group) {
+  static __m256i widen(const uint8_t* p, int n) {
+    __m128i raw;
+    // Without the hint GCC lays the whole-group load out of line (a jump there and back).
+    if (__builtin_expect(n >= 8, 1)) {
+      raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    } else {  // the row's last bytes
+      uint64_t word = 0;
+      for (int i = 0; i < n; ++i) word |= static_cast<uint64_t>(p[i]) << (8 * i);
+      raw = _mm_cvtsi64_si128(static_cast<int64_t>(word));
+    }
+    return _mm256_cvtepu8_epi32(raw);
+  }
+  static V to_float(__m256i v) { return _mm256_cvtepi32_ps(v); }
+  static __m256i low_nibbles(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi32(0x0F)); }
+  static __m256i high_nibbles(__m256i v) { return _mm256_srli_epi32(v, 4); }
+  static __m256i index(const int32_t* p) {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
+  }
+  static V permute(V v, __m256i order) { return _mm256_permutevar8x32_ps(v, order); }
+  static void kivi_scores(const KvView& kv, const float* q, int n_pos, float* scores) {
     kivi_scores_avx2(kv, q, n_pos, scores);
-  } else {
-    for (int t = 0; t < n_pos; ++t) {
-      const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * n_bytes;
-      for (int b = 0; b < n_bytes; b += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(k + kPrefetchBytes + b), _MM_HINT_T0);
-      // Two sums, even and odd groups, to halve the chain of dependent FMAs.
-      __m256 dot[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-      auto add_group = [&](int g, __m256& sum) {
-        __m256 c[G::kVecs];
-        G::load(k, g, n_bytes, c);
-        for (int v = 0; v < G::kVecs; ++v)
-          sum = _mm256_fmadd_ps(_mm256_loadu_ps(qg + (g * G::kVecs + v) * 8), c[v], sum);
-      };
-      int g = 0;
-      for (; g + 2 <= groups; g += 2) {
-        add_group(g, dot[0]);
-        add_group(g + 1, dot[1]);
-      }
-      if (g < groups) add_group(g, dot[0]);
-      const float dot_sum = sum8(_mm256_add_ps(dot[0], dot[1]));
-      scores[t] = (kv.k_scale[t] * dot_sum + kv.k_min[t] * q_sum) * inv_sqrt;
-    }
   }
-  // Softmax numerators e_t = exp(score − max) in one pass that also makes scores the weights
-  // e_t·v_scale_t of the V codes and sums e_t and e_t·v_min_t; out is normalized once at the end.
-  __m256 top = _mm256_set1_ps(scores[0]);
-  for (int t = 0; t < n_pos; t += 8) {
-    const __m256i m = first8(n_pos - t);  // masked lanes keep the running maximum
-    top = _mm256_max_ps(top, _mm256_blendv_ps(top, _mm256_maskload_ps(scores + t, m),
-                                              _mm256_castsi256_ps(m)));
-  }
-  const __m256 max_v = _mm256_set1_ps(max8(top));
-  __m256 sum_v = _mm256_setzero_ps(), min_v = _mm256_setzero_ps();
-  for (int t = 0; t < n_pos; t += 8) {
-    const __m256i m = first8(n_pos - t);
-    const __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(_mm256_maskload_ps(scores + t, m), max_v)),
-                                   _mm256_castsi256_ps(m));
-    sum_v = _mm256_add_ps(sum_v, e);
-    min_v = _mm256_fmadd_ps(e, _mm256_maskload_ps(kv.v_min + t, m), min_v);
-    _mm256_maskstore_ps(scores + t, m, _mm256_mul_ps(e, _mm256_maskload_ps(kv.v_scale + t, m)));
-  }
-  const float inv_sum = 1.0f / sum8(sum_v);
-  const float min_term = sum8(min_v);
-  if (n_bytes < 8 && 8 % n_bytes == 0)
-    packed_v_sums<G>(kv.v_codes, n_bytes, scores, n_pos, og);
-  else
-    row_v_sums<G>(kv.v_codes, n_bytes, scores, n_pos, og);
-  for (int i = 0; i < hd; ++i) out[i] = (og[G::slot(i)] + min_term) * inv_sum;
-}
+};
 
 void attend_avx2(const KvView& kv, const float* q, int n_pos, float* scores, float* out) {
-  if (kv.bits == 8)
-    attend_vec<8>(kv, q, n_pos, scores, out);
-  else
-    attend_vec<4>(kv, q, n_pos, scores, out);
+  attend_simd<Avx2>(kv, q, n_pos, scores, out);
 }
 
 // ---------------------------------------------------------------------------------- SwiGLU

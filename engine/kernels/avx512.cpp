@@ -9,8 +9,7 @@
 // more tokens goes through its tile unit instead (see "AMX tiles" below).
 //
 // Activation quantization repeats the scalar reference's float operations lane by lane, so
-// codes, scales and zero points are bit-identical. Attention vectorizes the scalar sums over
-// the head dimension (a different summation order, so equal within float rounding).
+// codes, scales and zero points are bit-identical. Attention is attend_simd.h over 16 lanes.
 
 #include "engine/kernels/avx512_intrinsics.h"
 
@@ -20,9 +19,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <utility>
 #include <vector>
 
+#include "engine/kernels/attend_simd.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/x86_tiles.h"
@@ -365,37 +364,6 @@ void quantize_acts_avx512(const float* x, int cols, int n_tokens, const ActQuant
 
 // ------------------------------------------------------------------------------ attention
 
-// A cache row's codes go 16 bytes at a time: 16 elements with 8-bit codes; 32 with 4-bit codes,
-// the even elements in the low nibbles, the odd ones in the high nibbles. The sums run in that
-// order, over q and out rearranged to match once per call, so no nibbles need interleaving.
-template <int Bits>
-struct CodeGroups {
-  static constexpr int kVecs = Bits == 8 ? 1 : 2;  // float vectors per group
-  // The vectors of group g, whose valid bytes end at n_bytes.
-  static void load(const uint8_t* codes, int g, int n_bytes, __m512 (&v)[kVecs]) {
-    const uint8_t* p = codes + 16 * g;
-    const int n = n_bytes - 16 * g;
-    const __m128i raw = n >= 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))
-                                : _mm_maskz_loadu_epi8(first16(n), p);  // the row's last bytes
-    const __m512i bytes = _mm512_cvtepu8_epi32(raw);
-    if constexpr (Bits == 8) {
-      v[0] = _mm512_cvtepi32_ps(bytes);
-    } else {
-      v[0] = _mm512_cvtepi32_ps(_mm512_and_si512(bytes, _mm512_set1_epi32(0x0F)));
-      v[1] = _mm512_cvtepi32_ps(_mm512_srli_epi32(bytes, 4));
-    }
-  }
-  // Where element i sits in that order.
-  static int slot(int i) {
-    if constexpr (Bits == 8) {
-      return i;
-    } else {
-      const int m = i / 2;
-      return (m / 16 * 2 + i % 2) * 16 + m % 16;
-    }
-  }
-};
-
 // e^x with a relative error of a few 1e-8: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor
 // series to r^7, times 2^n; 0 below kSoftmaxCutoff, +inf above ln(FLT_MAX) (x is clamped to
 // kExpOverflow, which keeps the reduction to r exact; scalef then overflows to +inf).
@@ -415,148 +383,46 @@ inline __m512 exp16(__m512 x) {
   return _mm512_maskz_scalef_ps(kept, poly, n);
 }
 
-constexpr int kPrefetchBytes = 2048;
-
-// Σ_t weight_t·codes_t into og (the group order), a row at a time, with the sums in registers
-// over as many of the row's 16-byte groups at a time as they allow.
-template <class G>
-void row_v_sums(const uint8_t* codes, int n_bytes, const float* weights, int n_pos, float* og) {
-  const int groups = (n_bytes + 15) / 16;
-  constexpr int kPassGroups = 8 / G::kVecs;
-  for (int g0 = 0; g0 < groups; g0 += kPassGroups) {
-    const int n_groups = std::min(kPassGroups, groups - g0);
-    __m512 acc[kPassGroups * G::kVecs];
-    unrolled<kPassGroups * G::kVecs>([&](auto j) { acc[j] = _mm512_setzero_ps(); });
-    for (int u = 0; u < n_pos; ++u) {
-      const __m512 weight = _mm512_set1_ps(weights[u]);
-      const uint8_t* v = codes + static_cast<size_t>(u) * n_bytes;
-      // A long cache streams from memory: ask for the rows kPrefetchBytes ahead.
-      for (int b = g0 * 16; b < std::min(n_bytes, (g0 + kPassGroups) * 16); b += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(v + kPrefetchBytes + b), _MM_HINT_T0);
-      unrolled<kPassGroups>([&](auto g) {
-        if (g >= n_groups) return;
-        __m512 c[G::kVecs];
-        G::load(v, g0 + g, n_bytes, c);
-        unrolled<G::kVecs>([&](auto j) {
-          acc[g * G::kVecs + j] = _mm512_fmadd_ps(weight, c[j], acc[g * G::kVecs + j]);
-        });
-      });
-    }
-    unrolled<kPassGroups * G::kVecs>([&](auto j) {
-      if (j < n_groups * G::kVecs) _mm512_storeu_ps(og + g0 * G::kVecs * 16 + j * 16, acc[j]);
-    });
+// The vector operations of attend_simd.h: every partial vector masked.
+struct Avx512 {
+  using V = __m512;
+  using Mask = __mmask16;
+  static constexpr int W = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(float v) { return _mm512_set1_ps(v); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V exp(V x) { return exp16(x); }
+  static float reduce_add(V v) { return _mm512_reduce_add_ps(v); }
+  static float reduce_max(V v) { return _mm512_reduce_max_ps(v); }
+  static Mask first(int n) { return first16(n); }
+  static V load_part(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store_part(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+  static V keep(V v, Mask m) { return _mm512_maskz_mov_ps(m, v); }
+  static V max_part(V acc, const float* p, Mask m) {
+    return _mm512_mask_max_ps(acc, m, acc, load_part(p, m));
   }
-}
-
-// The same sum for rows of fewer than 16 bytes that divide 16 (head size 8 at 8 bits: a row
-// would fill half a vector): each 16-byte load holds the rows of 16 / n_bytes positions, each
-// lane weighted by its own position's weight, and the lanes of a byte fold together at the end.
-template <class G>
-void packed_v_sums(const uint8_t* codes, int n_bytes, const float* weights, int n_pos, float* og) {
-  const int per_load = 16 / n_bytes;
-  alignas(64) int32_t position[16];  // of each lane (byte) within its load
-  for (int b = 0; b < 16; ++b) position[b] = b / n_bytes;
-  const __m512i spread = _mm512_load_si512(position);
-  constexpr int kChains = 4;  // independent sums: one chain would wait on each FMA's latency
-  __m512 acc[kChains * G::kVecs];
-  unrolled<kChains * G::kVecs>([&](auto j) { acc[j] = _mm512_setzero_ps(); });
-  auto add = [&](int u, auto chain) {  // the load of positions [u, u + per_load) ∩ [0, n_pos)
-    const int n = std::min(per_load, n_pos - u);
-    const __m512 w = _mm512_permutexvar_ps(spread, _mm512_maskz_loadu_ps(first16(n), weights + u));
-    __m512 c[G::kVecs];
-    G::load(codes + static_cast<size_t>(u) * n_bytes, 0, n * n_bytes, c);
-    unrolled<G::kVecs>([&](auto j) {
-      acc[chain * G::kVecs + j] = _mm512_fmadd_ps(w, c[j], acc[chain * G::kVecs + j]);
-    });
-  };
-  int u = 0;
-  for (; u + kChains * per_load <= n_pos; u += kChains * per_load)
-    unrolled<kChains>([&](auto chain) { add(u + chain * per_load, chain); });
-  for (; u < n_pos; u += per_load) add(u, std::integral_constant<int, 0>{});
-  alignas(64) float lanes[16];
-  for (int j = 0; j < G::kVecs; ++j) {
-    __m512 sum = acc[j];
-    for (int chain = 1; chain < kChains; ++chain)
-      sum = _mm512_add_ps(sum, acc[chain * G::kVecs + j]);
-    _mm512_store_ps(lanes, sum);
-    for (int b = 0; b < n_bytes; ++b) {
-      float total = 0.0f;
-      for (int p = 0; p < per_load; ++p) total += lanes[p * n_bytes + b];
-      og[j * 16 + b] = total;
-    }
+  static __m512i widen(const uint8_t* p, int n) {
+    const __m128i raw = n >= 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))
+                                : _mm_maskz_loadu_epi8(first16(n), p);  // the row's last bytes
+    return _mm512_cvtepu8_epi32(raw);
   }
-}
-
-template <int Bits>
-void attend_vec(const KvView& kv, const float* q, int n_pos, float* scores, float* out) {
-  using G = CodeGroups<Bits>;
-  const int hd = kv.head_dim, n_bytes = kv.head_bytes(), groups = (n_bytes + 15) / 16;
-  const int lanes = groups * G::kVecs * 16;
-  thread_local std::vector<float> buf;
-  buf.assign(2 * static_cast<size_t>(lanes), 0.0f);
-  float* qg = buf.data();  // q and out in the group order
-  float* og = qg + lanes;
-  for (int i = 0; i < hd; ++i) qg[G::slot(i)] = q[i];
-  const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
-  float q_sum = 0.0f;
-  for (int i = 0; i < hd; ++i) q_sum += q[i];
-  if (kv.k_group) {
+  static V to_float(__m512i v) { return _mm512_cvtepi32_ps(v); }
+  static __m512i low_nibbles(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi32(0x0F)); }
+  static __m512i high_nibbles(__m512i v) { return _mm512_srli_epi32(v, 4); }
+  static __m512i index(const int32_t* p) { return _mm512_load_si512(p); }
+  static V permute(V v, __m512i order) { return _mm512_permutexvar_ps(order, v); }
+  static void kivi_scores(const KvView& kv, const float* q, int n_pos, float* scores) {
     kivi_scores_avx512(kv, q, n_pos, scores);
-  } else {
-    for (int t = 0; t < n_pos; ++t) {
-      const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * n_bytes;
-      for (int b = 0; b < n_bytes; b += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(k + kPrefetchBytes + b), _MM_HINT_T0);
-      // Two sums, even and odd groups, to halve the chain of dependent FMAs.
-      __m512 dot[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-      auto add_group = [&](int g, __m512& sum) {
-        __m512 c[G::kVecs];
-        G::load(k, g, n_bytes, c);
-        for (int v = 0; v < G::kVecs; ++v)
-          sum = _mm512_fmadd_ps(_mm512_loadu_ps(qg + (g * G::kVecs + v) * 16), c[v], sum);
-      };
-      int g = 0;
-      for (; g + 2 <= groups; g += 2) {
-        add_group(g, dot[0]);
-        add_group(g + 1, dot[1]);
-      }
-      if (g < groups) add_group(g, dot[0]);
-      const float dot_sum = _mm512_reduce_add_ps(_mm512_add_ps(dot[0], dot[1]));
-      scores[t] = (kv.k_scale[t] * dot_sum + kv.k_min[t] * q_sum) * inv_sqrt;
-    }
   }
-  // Softmax numerators e_t = exp(score − max) in one pass that also makes scores the weights
-  // e_t·v_scale_t of the V codes and sums e_t and e_t·v_min_t; out is normalized once at the end.
-  __m512 max16 = _mm512_set1_ps(scores[0]);
-  for (int t = 0; t < n_pos; t += 16) {
-    const __mmask16 m = first16(n_pos - t);  // masked lanes keep the running maximum
-    max16 = _mm512_mask_max_ps(max16, m, max16, _mm512_maskz_loadu_ps(m, scores + t));
-  }
-  max16 = _mm512_set1_ps(_mm512_reduce_max_ps(max16));
-  __m512 sum16 = _mm512_setzero_ps(), min16 = _mm512_setzero_ps();
-  for (int t = 0; t < n_pos; t += 16) {
-    const __mmask16 m = first16(n_pos - t);
-    const __m512 e =
-        _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores + t), max16)));
-    sum16 = _mm512_add_ps(sum16, e);
-    min16 = _mm512_fmadd_ps(e, _mm512_maskz_loadu_ps(m, kv.v_min + t), min16);
-    _mm512_mask_storeu_ps(scores + t, m,
-                          _mm512_mul_ps(e, _mm512_maskz_loadu_ps(m, kv.v_scale + t)));
-  }
-  const float inv_sum = 1.0f / _mm512_reduce_add_ps(sum16);
-  const float min_term = _mm512_reduce_add_ps(min16);
-  if (n_bytes < 16 && 16 % n_bytes == 0)
-    packed_v_sums<G>(kv.v_codes, n_bytes, scores, n_pos, og);
-  else
-    row_v_sums<G>(kv.v_codes, n_bytes, scores, n_pos, og);
-  for (int i = 0; i < hd; ++i) out[i] = (og[G::slot(i)] + min_term) * inv_sum;
-}
+};
 
 void attend_avx512(const KvView& kv, const float* q, int n_pos, float* scores, float* out) {
-  if (kv.bits == 8)
-    attend_vec<8>(kv, q, n_pos, scores, out);
-  else
-    attend_vec<4>(kv, q, n_pos, scores, out);
+  attend_simd<Avx512>(kv, q, n_pos, scores, out);
 }
 
 // ---------------------------------------------------------------------------------- SwiGLU
