@@ -45,18 +45,22 @@ Rope::Rope(int head_dim, int max_positions, float theta)
     }
 }
 
-void Rope::apply(float* row, int n_heads, int pos) const {
+void Rope::rotate(float* row, int n_heads, int pos, float sign) const {
   const float* c = &cos_[static_cast<size_t>(pos) * half_];
   const float* s = &sin_[static_cast<size_t>(pos) * half_];
   for (int h = 0; h < n_heads; ++h) {
     float* v = row + static_cast<size_t>(h) * 2 * half_;
     for (int j = 0; j < half_; ++j) {
-      const float a = v[2 * j], b = v[2 * j + 1];
-      v[2 * j] = a * c[j] - b * s[j];
-      v[2 * j + 1] = a * s[j] + b * c[j];
+      const float a = v[2 * j], b = v[2 * j + 1], sj = sign * s[j];
+      v[2 * j] = a * c[j] - b * sj;
+      v[2 * j + 1] = a * sj + b * c[j];
     }
   }
 }
+
+void Rope::apply(float* row, int n_heads, int pos) const { rotate(row, n_heads, pos, 1.0f); }
+
+void Rope::apply_inverse(float* row, int n_heads, int pos) const { rotate(row, n_heads, pos, -1.0f); }
 
 void blockdiag_matmul(float* x, int rows, int dim, const float* blocks, int n_blocks,
                       float* scratch) {

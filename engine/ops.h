@@ -23,8 +23,12 @@ class Rope {
   Rope(int head_dim, int max_positions, float theta);
   // Rotates every head of one row (n_heads · head_dim values) for position pos.
   void apply(float* row, int n_heads, int pos) const;
+  // Undoes apply() (the transposed rotation): what a backward pass through RoPE needs.
+  void apply_inverse(float* row, int n_heads, int pos) const;
 
  private:
+  // Rotates each pair by +angle (sign 1) or −angle (sign −1).
+  void rotate(float* row, int n_heads, int pos, float sign) const;
   int half_;
   std::vector<float> cos_, sin_;  // [max_positions, head_dim / 2]
 };
