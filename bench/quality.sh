@@ -2,7 +2,9 @@
 # The docs/QUALITY.md table: perplexity (EVAL.md protocol, ctx 256) of stories260K,
 # stories260K-outliers and aidreams260K quantized by every rotation × BDQ × rounding × format,
 # relative to each model's fp32 perplexity on the same text (ctx 128 for aidreams260K, its max
-# positions), plus file sizes.
+# positions), plus file sizes. Rows are without the end-to-end scale tuning (--tune-epochs 0)
+# except the last two of each format, the default recipe (psot + BDQ + GPTQ + tuning) per
+# channel and in groups of 32.
 # Usage: bench/quality.sh [TEXT] [JOBS]
 #   TEXT  text to score (default: ../shared/data/tinystories_val_dev.txt)
 #   JOBS  quantize+score jobs run at once (default 2)
@@ -48,14 +50,16 @@ export -f job
       for bdq in no-bdq bdq; do
         for w in rtn gptq; do
           for m in "${models[@]}"; do
-            echo "$m ${f%%:*}.$rot.$bdq.$w ${f#*:} --rotation $rot --$bdq --weights $w"
+            echo "$m ${f%%:*}.$rot.$bdq.$w ${f#*:} --rotation $rot --$bdq --weights $w --tune-epochs 0"
           done
         done
       done
     done
-    # Weights in groups of 32 columns for the headline configuration.
+    # The headline configuration: weights in groups of 32 columns, then with tuning.
     for m in "${models[@]}"; do
-      echo "$m ${f%%:*}.psot.bdq.gptq-g32 ${f#*:} --rotation psot --bdq --weights gptq --group 32"
+      echo "$m ${f%%:*}.psot.bdq.gptq-g32 ${f#*:} --rotation psot --bdq --weights gptq --group 32 --tune-epochs 0"
+      echo "$m ${f%%:*}.psot.bdq.gptq+tune ${f#*:} --rotation psot --bdq --weights gptq"
+      echo "$m ${f%%:*}.psot.bdq.gptq-g32+tune ${f#*:} --rotation psot --bdq --weights gptq --group 32"
     done
   done
 } > "$work/jobs"
@@ -78,6 +82,8 @@ rows() {
       done
     done
     echo "${f%%:*} psot bdq gptq-g32"
+    echo "${f%%:*} psot bdq gptq+tune"
+    echo "${f%%:*} psot bdq gptq-g32+tune"
   done
 }
 rows | while read -r f rot bdq w; do

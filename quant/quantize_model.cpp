@@ -1,6 +1,8 @@
 #include "quant/quantize_model.h"
 
 #include <chrono>
+#include <cstdio>
+#include <deque>
 #include <memory>
 
 #include "engine/error.h"
@@ -11,6 +13,7 @@
 #include "quant/rotate_model.h"
 #include "quant/rotations.h"
 #include "quant/rotor_writer.h"
+#include "quant/scale_tuning.h"
 #include "quant/weight_quantizer.h"
 
 namespace rotor {
@@ -69,10 +72,12 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   // before i already hold their dequantized weights, so each layer is fitted to the inputs the
   // quantized model will feed it rather than to the float model's.
   const bool calibrate = gptq || clip_search;
+  // Scale tuning trains the quantized model qfm towards fm, so it needs qfm too.
+  const bool tune = r.tune_epochs > 0 && !float_weights && !windows.empty();
   std::unique_ptr<HessianCollector> hessians;
   std::unique_ptr<ActivationRecorder> samples;
   FloatModel qfm;
-  if (calibrate) qfm = fm;
+  if (calibrate || tune) qfm = fm;
   auto calibrate_layer_inputs = [&]() {
     std::vector<CalibrationObserver*> observers;
     if (gptq) {
@@ -98,7 +103,9 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
 
   ModelConfig out_config = c;
   out_config.tied_embeddings = c.tied_embeddings && !transformed;
-  RotorFileWriter out(out_config, r, src.tokenizer_proto);
+  Recipe written = r;  // what was done: no tuning without calibration windows or quantized weights
+  if (!tune) written.tune_epochs = 0;
+  RotorFileWriter out(out_config, written, src.tokenizer_proto);
   if (!in.chat_template.empty()) out.set_chat_template(in.chat_template);
   out.add_online_hadamard("qk_hadamard", fm.qk_hadamard);
   out.add_online_hadamard("down_hadamard", fm.down_hadamard);
@@ -119,6 +126,19 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   };
   add_head("tok_embeddings", fm.embedding);
 
+  // The layers' tensors are written after scale tuning has adjusted them: `writes` queues each
+  // write in file order, `linears` keeps the quantized matrices (a deque: stable addresses), and
+  // the float vectors are read from `final_model` when written.
+  struct PackedLinear {
+    std::string name;
+    QuantizedMatrix matrix;
+    ActQuantParams act;
+  };
+  std::deque<PackedLinear> linears;
+  std::vector<TunedLinear> tuned;
+  std::vector<std::function<void()>> writes;
+  const FloatModel& final_model = tune ? qfm : fm;
+
   const WeightQuantSpec spec{r.w_bits, r.group, r.w_sym, 0};
   WeightQuantSpec o_spec = spec;
   o_spec.act_segment = hd;  // o_proj's input is quantized per head
@@ -130,13 +150,14 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
     const FloatLayer& l = fm.layers[i];
     if (calibrate) calibrate_layer_inputs();
     FloatLayer unused;  // the dequantized weights' destination when nothing calibrates on them
-    FloatLayer& ql = calibrate ? qfm.layers[i] : unused;
+    FloatLayer& ql = calibrate || tune ? qfm.layers[i] : unused;
     const std::string p = "layers." + std::to_string(i) + ".";
     // One linear: its name, its float weights and where its dequantized weights go.
     struct Target {
       std::string name;
       const std::vector<float>* w;
       std::vector<float>* deq;
+      std::vector<float> LayerGrads::*grad;
     };
     // The linears reading one input: quantized weights, then the input's clip factors chosen
     // against all of them together.
@@ -144,7 +165,10 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
                         const WeightQuantSpec& s, const ActQuantParams& a) {
       const int cols = static_cast<int>(ws[0].w->size() / outs[0]);
       if (float_weights) {
-        for (const Target& lin : ws) add_float(out, r.w_bits, p + lin.name, *lin.w, {static_cast<int64_t>(lin.w->size() / cols), cols});
+        for (const Target& lin : ws)
+          writes.push_back([&, p, lin, cols] {
+            add_float(out, r.w_bits, p + lin.name, *lin.w, {static_cast<int64_t>(lin.w->size() / cols), cols});
+          });
         return;
       }
       std::vector<QuantizedMatrix> ms;
@@ -166,26 +190,58 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
                                         ms[0].cols_padded / a.segment);
       }
       if (stored.segment == 0) stored.segment = ms[0].cols_padded;
-      for (size_t k = 0; k < ms.size(); ++k) out.add_packed(p + ws[k].name, ms[k], stored);
+      for (size_t k = 0; k < ms.size(); ++k) {
+        linears.push_back({p + ws[k].name, std::move(ms[k]), stored});
+        const PackedLinear* lin = &linears.back();
+        tuned.push_back({i, ws[k].grad, &linears.back().matrix, ws[k].deq});
+        writes.push_back([&out, lin] { out.add_packed(lin->name, lin->matrix, lin->act); });
+      }
     };
-    out.add_f32(p + "attn_norm", l.attn_norm, {D});
-    quantize(LinearInput::kAttention, {{"wq", &l.wq, &ql.wq}, {"wk", &l.wk, &ql.wk}, {"wv", &l.wv, &ql.wv}}, {D, KV, KV}, spec, act);
-    quantize(LinearInput::kAttentionOut, {{"wo", &l.wo, &ql.wo}}, {D}, o_spec, o_act);
-    out.add_f32(p + "ffn_norm", l.ffn_norm, {D});
-    quantize(LinearInput::kMlp, {{"w_gate", &l.w_gate, &ql.w_gate}, {"w_up", &l.w_up, &ql.w_up}}, {I, I}, spec, act);
-    quantize(LinearInput::kMlpDown, {{"w_down", &l.w_down, &ql.w_down}}, {D}, spec, act);
-    if (!l.down_scale.empty()) out.add_f32(p + "down_scale", l.down_scale, {I});
-    if (!l.resid_attn.empty()) {
-      const int64_t b = fm.resid_blocks, n = D / fm.resid_blocks;
-      out.add_f32(p + "resid_attn", l.resid_attn, {b, n, n});
-    }
-    if (!l.resid_mlp.empty()) {
-      const int64_t b = fm.resid_blocks, n = D / fm.resid_blocks;
-      out.add_f32(p + "resid_mlp", l.resid_mlp, {b, n, n});
-    }
+    // A float vector of this layer, as it is when written.
+    auto write_vector = [&](const std::string& name, std::vector<float> FloatLayer::*v) {
+      writes.push_back([&, i, p, name, v] {
+        const std::vector<float>& vec = final_model.layers[i].*v;
+        if (!vec.empty()) out.add_f32(p + name, vec, {static_cast<int64_t>(vec.size())});
+      });
+    };
+    write_vector("attn_norm", &FloatLayer::attn_norm);
+    quantize(LinearInput::kAttention,
+             {{"wq", &l.wq, &ql.wq, &LayerGrads::wq}, {"wk", &l.wk, &ql.wk, &LayerGrads::wk},
+              {"wv", &l.wv, &ql.wv, &LayerGrads::wv}},
+             {D, KV, KV}, spec, act);
+    quantize(LinearInput::kAttentionOut, {{"wo", &l.wo, &ql.wo, &LayerGrads::wo}}, {D}, o_spec, o_act);
+    write_vector("ffn_norm", &FloatLayer::ffn_norm);
+    quantize(LinearInput::kMlp,
+             {{"w_gate", &l.w_gate, &ql.w_gate, &LayerGrads::w_gate}, {"w_up", &l.w_up, &ql.w_up, &LayerGrads::w_up}},
+             {I, I}, spec, act);
+    quantize(LinearInput::kMlpDown, {{"w_down", &l.w_down, &ql.w_down, &LayerGrads::w_down}}, {D}, spec, act);
+    write_vector("down_scale", &FloatLayer::down_scale);
+    const int64_t b = fm.resid_blocks, n = D / fm.resid_blocks;
+    const FloatLayer* layer = &l;
+    if (!l.resid_attn.empty())
+      writes.push_back([&out, p, b, n, layer] { out.add_f32(p + "resid_attn", layer->resid_attn, {b, n, n}); });
+    if (!l.resid_mlp.empty())
+      writes.push_back([&out, p, b, n, layer] { out.add_f32(p + "resid_mlp", layer->resid_mlp, {b, n, n}); });
     progress({"quantize", i + 1, c.n_layers, since(t), ""});
   }
-  out.add_f32("final_norm", fm.final_norm, {D});
+  if (tune) {
+    ScaleTuningOptions opt;
+    opt.epochs = r.tune_epochs;
+    opt.seed = r.seed;
+    auto t = Clock::now();
+    int total = 0;
+    const ScaleTuningReport rep = tune_scales(fm, &qfm, tuned, windows, opt, [&](int step, int steps, double) {
+      progress({"tune scales", step, steps, since(t), ""});
+      total = steps;
+      t = Clock::now();
+    });
+    char note[128];
+    std::snprintf(note, sizeof note, "scale tuning: KL to the float model %.4f (first epoch) -> %.4f (epoch %d)",
+                  rep.kl_first, rep.kl_last, r.tune_epochs);
+    progress({"tune scales", total, total, 0.0, note});
+  }
+  for (const std::function<void()>& write : writes) write();
+  out.add_f32("final_norm", final_model.final_norm, {D});
   if (!out_config.tied_embeddings) add_head("classifier", fm.classifier);
 
   QuantizeReport report;

@@ -56,6 +56,7 @@ json recipe_to_json(const Recipe& r) {
           {"a_bits", r.a_bits},       {"kv_bits", r.kv_bits},
           {"embed_bits", r.embed_bits}, {"kv_k_group", r.kv_k_group},
           {"rotation", r.rotation},   {"bdq", r.bdq},
+          {"tune_epochs", r.tune_epochs},
           {"calib", r.calib},
           {"calib_windows", r.calib_windows}, {"calib_ctx", r.calib_ctx},
           {"seed", r.seed},           {"tool_version", r.tool_version}};
@@ -73,6 +74,8 @@ Recipe recipe_from_json(const json& j, const std::string& where) {
   r.kv_k_group = get<int>(j, "kv_k_group", where);
   r.rotation = get<std::string>(j, "rotation", where);
   r.bdq = get<bool>(j, "bdq", where);
+  // Absent in files written before scale tuning existed.
+  r.tune_epochs = j.contains("tune_epochs") ? get<int>(j, "tune_epochs", where) : 0;
   r.calib = get<std::string>(j, "calib", where);
   r.calib_windows = get<int>(j, "calib_windows", where);
   r.calib_ctx = get<int>(j, "calib_ctx", where);
@@ -88,6 +91,7 @@ Recipe recipe_from_json(const json& j, const std::string& where) {
   if (r.kv_k_group < 0 || r.kv_k_group > 4096)
     throw Error(where + ": recipe has an unsupported K cache group of " +
                 std::to_string(r.kv_k_group) + " tokens");
+  if (r.tune_epochs < 0) throw Error(where + ": recipe has a negative tune_epochs");
   if (r.rotation != "none" && r.rotation != "hadamard" && r.rotation != "psot" &&
       r.rotation != "psot-layer")
     throw Error(where + ": recipe names an unknown rotation '" + r.rotation + "'");
