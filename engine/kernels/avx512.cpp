@@ -119,6 +119,104 @@ void dots_by_block(const DotJob& job, int n_tokens) {
     narrow_block_dots<YmmStep<Bits>>(job, n_tokens);
 }
 
+// Decode of short 4-bit rows with one block each (per-channel weights and whole-row
+// activations, rows of at most kPairMaxCols columns: tiny models, whose layers sit in cache and
+// whose time goes to per-tile work rather than to the weight stream): 16 rows per tile, two per
+// zmm (the lower 256 bits one row's 32 bytes of a chunk, the upper the next row's), so each
+// chunk costs one load, three unpacking operations and two dots per pair of rows, against the
+// activations' low- and high-nibble columns broadcast to both halves; one transposing reduction
+// gives all 16 totals in row order.
+constexpr int kPairRows = 16;
+constexpr int kPairMaxCols = 256;
+
+// [Σ rows 0..15] of v[p] = (row 2p | row 2p + 1), eight int32 lanes per row.
+inline __m512i pair_row_totals(const __m512i (&v)[kPairRows / 2]) {
+  // Per 128-bit lane k: [Σk v0, Σk v1, Σk v2, Σk v3] and [Σk v4, .., Σk v7] (Σk: that lane's sum).
+  const __m512i a = pair_sum64(pair_sum32(v[0], v[1]), pair_sum32(v[2], v[3]));
+  const __m512i b = pair_sum64(pair_sum32(v[4], v[5]), pair_sum32(v[6], v[7]));
+  // Lanes 0 + 1 (row 2p) and 2 + 3 (row 2p + 1): lane 0 rows 0, 2, 4, 6, lane 2 rows 1, 3, 5, 7.
+  const __m512i a2 = _mm512_add_epi32(a, _mm512_shuffle_i32x4(a, a, 0xB1));
+  const __m512i b2 = _mm512_add_epi32(b, _mm512_shuffle_i32x4(b, b, 0xB1));
+  // [0 2 4 6 | 1 3 5 7 | 8 10 12 14 | 9 11 13 15], then in row order.
+  const __m512i mixed = _mm512_shuffle_i32x4(a2, b2, 0x88);
+  return _mm512_permutexvar_epi32(
+      _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15), mixed);
+}
+
+// Rows [r, r_end) of job (one token; r_end − r a multiple of kPairRows).
+void pair_row_dots(const DotJob& job, int r, int r_end) {
+  const PackedMatrix& w = job.w;
+  const size_t row_bytes = w.row_bytes();
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  const __m512i offset = _mm512_set1_epi32(job.offsets[0]);
+  for (; r < r_end; r += kPairRows) {
+    const uint8_t* rows = w.codes + static_cast<size_t>(r) * row_bytes;
+    __m512i acc[kPairRows / 2];
+    unrolled<kPairRows / 2>([&](auto p) { acc[p] = _mm512_setzero_si512(); });
+    for (int col = 0; col < w.cols_padded; col += kChunk) {
+      const __m512i q_lo = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(job.q + col)));
+      const __m512i q_hi = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(job.q + col + kChunk / 2)));
+      unrolled<kPairRows / 2>([&](auto p) {
+        const uint8_t* first = rows + 2 * p * row_bytes + col / 2;
+        const __m512i both = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first))),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + row_bytes)), 1);
+        acc[p] = _mm512_dpbusd_epi32(acc[p], q_lo, _mm512_and_si512(both, nibble));
+        acc[p] = _mm512_dpbusd_epi32(acc[p], q_hi,
+                                     _mm512_and_si512(_mm512_srli_epi16(both, 4), nibble));
+      });
+    }
+    _mm512_storeu_si512(job.dots + (r - job.r0),
+                        _mm512_sub_epi32(pair_row_totals(acc), offset));
+  }
+}
+
+// Decode with blocks of 8 columns (o_proj at head size 8, its activations per head): pairs of
+// rows as above, the low- and high-nibble columns in accumulators of their own, so every lane
+// stays within one block; adjacent lanes then add up to the blocks' sums, which one permutation
+// puts in row order, 16 per chunk and pair of rows.
+void pair_row_dots8(const DotJob& job, int r, int r_end) {
+  const PackedMatrix& w = job.w;
+  const size_t row_bytes = w.row_bytes();
+  const int nb = w.blocks();
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  // Per 128-bit lane after the shuffles: [lo 2l, lo 2l+1, hi 2l, hi 2l+1] of row A (lanes 0, 1)
+  // and B (2, 3): blocks 0 1 4 5 | 2 3 6 7 | the same for B.
+  const __m512i order = _mm512_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
+  for (; r < r_end; r += 2) {
+    const uint8_t* first = w.codes + static_cast<size_t>(r) * row_bytes;
+    int32_t* out = job.dots + static_cast<size_t>(r - job.r0) * nb;
+    for (int col = 0, b = 0; col < w.cols_padded; col += kChunk, b += kChunk / 8) {
+      const __m512i q_lo = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(job.q + col)));
+      const __m512i q_hi = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(job.q + col + kChunk / 2)));
+      const uint8_t* a = first + col / 2;
+      const __m512i both = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + row_bytes)), 1);
+      const __m512i lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q_lo,
+                                             _mm512_and_si512(both, nibble));
+      const __m512i hi = _mm512_dpbusd_epi32(
+          _mm512_setzero_si512(), q_hi, _mm512_and_si512(_mm512_srli_epi16(both, 4), nibble));
+      const __m512 lo_f = _mm512_castsi512_ps(lo), hi_f = _mm512_castsi512_ps(hi);
+      const __m512i even = _mm512_castps_si512(_mm512_shuffle_ps(lo_f, hi_f, 0x88));
+      const __m512i odd = _mm512_castps_si512(_mm512_shuffle_ps(lo_f, hi_f, 0xDD));
+      const __m512i sums = _mm512_permutexvar_epi32(order, _mm512_add_epi32(even, odd));
+      // Row A's 8 blocks, then row B's, less their offsets.
+      const __m256i offsets =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(job.offsets + b));
+      const __m512i result = _mm512_sub_epi32(
+          sums, _mm512_inserti64x4(_mm512_castsi256_si512(offsets), offsets, 1));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b), _mm512_castsi512_si256(result));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + nb + b),
+                          _mm512_extracti64x4_epi64(result, 1));
+    }
+  }
+}
+
 // The vector kernels: any block shape, any number of rows and tokens.
 void vector_block_dots(const PackedMatrix& w, const uint8_t* q, size_t q_stride, int n_tokens,
                        int r0, int r1, int32_t* dots) {
@@ -131,6 +229,21 @@ void vector_block_dots(const PackedMatrix& w, const uint8_t* q, size_t q_stride,
   }
   const DotJob job{w, q, q_stride, r0, r1, dots,
                    nibble_offsets(w, q, q_stride, n_tokens, byte_sum)};
+  if (n_tokens == 1 && w.blocks() == 1 && w.cols_padded <= kPairMaxCols) {
+    const int r_pairs = r0 + (r1 - r0) / kPairRows * kPairRows;
+    pair_row_dots(job, r0, r_pairs);
+    if (r_pairs == r1) return;
+    const DotJob rest{w, q, q_stride, r_pairs, r1, dots + (r_pairs - r0), job.offsets};
+    return dots_by_block<4>(rest, n_tokens);
+  }
+  if (n_tokens == 1 && w.block == 8) {
+    const int r_pairs = r0 + (r1 - r0) / 2 * 2;
+    pair_row_dots8(job, r0, r_pairs);
+    if (r_pairs == r1) return;
+    const DotJob rest{w, q, q_stride, r_pairs, r1, dots + (r_pairs - r0) * w.blocks(),
+                      job.offsets};
+    return dots_by_block<4>(rest, n_tokens);
+  }
   dots_by_block<4>(job, n_tokens);
 }
 
