@@ -20,6 +20,7 @@
 
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/x86_tiles.h"
+#include "engine/scratch.h"
 
 namespace rotor {
 namespace {
@@ -135,8 +136,8 @@ void attend_vec(const KvView& kv, const float* q, int n_pos, float* scores, floa
   const int hd = kv.head_dim, n_bytes = kv.head_bytes(), groups = (n_bytes + S::W - 1) / S::W;
   const int lanes = groups * G::kVecs * S::W;
   thread_local std::vector<float> buf;
-  buf.assign(2 * static_cast<size_t>(lanes), 0.0f);
-  float* qg = buf.data();  // q and out in the group order
+  float* qg = scratch(buf, 2 * static_cast<size_t>(lanes));  // q and out in the group order
+  std::fill_n(qg, 2 * lanes, 0.0f);
   float* og = qg + lanes;
   for (int i = 0; i < hd; ++i) qg[G::slot(i)] = q[i];
   const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));

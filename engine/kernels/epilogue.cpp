@@ -6,6 +6,15 @@ namespace rotor {
 
 namespace {
 
+// The epilogue's vectorized loops multiply int32s, which the x86-64 baseline (SSE2) has no
+// instruction for (each takes five); an AVX2 copy, picked at load time where the CPU has it,
+// runs the same operations in the same order (no FMA: -ffp-contract=off), so the same floats.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ROTOR_EPILOGUE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define ROTOR_EPILOGUE_CLONES
+#endif
+
 // The exact block dot Σ (q − z_x)·(w' − z_w) over n columns is
 //   dot − z_w·c − z_x·Σw',  c = Σq − n·z_x,
 // and each of its terms is at most n·255·2^(bits−1) in magnitude (zero points are codes, which
@@ -40,7 +49,7 @@ struct TokenBlocks {
 // partial sums added in a fixed order, so the compiler can vectorize it without reassociating
 // anything (scalar and vector code give the same floats).
 constexpr int kLanes = 8;
-void one_group_rows(const PackedMatrix& w, const TokenBlocks& k, int r0, int r1, const int32_t* d,
+ROTOR_EPILOGUE_CLONES void one_group_rows(const PackedMatrix& w, const TokenBlocks& k, int r0, int r1, const int32_t* d,
                     float* y) {
   const int nb = w.blocks();
   thread_local std::vector<int32_t> c;
@@ -83,7 +92,7 @@ void grouped_rows(const PackedMatrix& w, const TokenBlocks& k, const int* group_
 
 }  // namespace
 
-void linear_epilogue(const PackedMatrix& w, const QuantizedActs& a, int t0, int n_tokens, int r0,
+ROTOR_EPILOGUE_CLONES void linear_epilogue(const PackedMatrix& w, const QuantizedActs& a, int t0, int n_tokens, int r0,
                      int r1, const int32_t* dots, float* y, size_t y_stride) {
   const int nb = w.blocks(), rows = r1 - r0;
   const int nseg = a.cols_padded / a.segment;

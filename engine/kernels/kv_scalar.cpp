@@ -12,8 +12,12 @@ namespace {
 // trip counts and restrict-qualified pointers, which the compiler turns into vector operations
 // of the baseline ISA (eight partial sums: one chain of dependent adds would cost more than
 // the dots).
-float scaled_and_dot(const float* __restrict qn, const float* __restrict scale,
-                     const float* __restrict y, int hd, float* __restrict qs) {
+// Always inlined: called once per float row at head size 8, the call cost about as much as
+// the dot (attention at 384 positions ran 5% slower end to end out of line).
+inline __attribute__((always_inline)) float scaled_and_dot(const float* __restrict qn,
+                                                           const float* __restrict scale,
+                                                           const float* __restrict y, int hd,
+                                                           float* __restrict qs) {
   const int hd8 = hd / 8 * 8;
   float partial[8] = {};
   for (int i = 0; i < hd8; i += 8)

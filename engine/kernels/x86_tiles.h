@@ -190,18 +190,18 @@ void tiled_dots(const DotJob& job, int n_tokens) {
 }
 
 // The 8 dot lanes of a 32-column step (four consecutive columns each) summed per block of
-// lanes_per_block = 1, 2 or 4 lanes, less the blocks' offsets (none: nullptr), into
-// out[0, 8 / lanes_per_block).
-inline void store_block_sums(__m256i lanes, int lanes_per_block, const int32_t* offsets,
-                             int32_t* out) {
-  if (lanes_per_block == 1) {
+// LanesPerBlock = 1, 2 or 4 lanes, less the blocks' offsets (none: nullptr), into
+// out[0, 8 / LanesPerBlock).
+template <int LanesPerBlock>
+inline void store_block_sums(__m256i lanes, const int32_t* offsets, int32_t* out) {
+  if constexpr (LanesPerBlock == 1) {
     if (offsets)
       lanes = _mm256_sub_epi32(lanes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(offsets)));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), lanes);
     return;
   }
   const __m256i pairs = _mm256_hadd_epi32(lanes, lanes);  // p0 p1 p0 p1 | p2 p3 p2 p3
-  if (lanes_per_block == 2) {
+  if constexpr (LanesPerBlock == 2) {
     __m128i sums = _mm256_castsi256_si128(_mm256_permute4x64_epi64(pairs, 0x08));  // p0 p1 p2 p3
     if (offsets)
       sums = _mm_sub_epi32(sums, _mm_loadu_si128(reinterpret_cast<const __m128i*>(offsets)));
@@ -213,25 +213,36 @@ inline void store_block_sums(__m256i lanes, int lanes_per_block, const int32_t* 
   out[1] = _mm256_extract_epi32(quads, 4) - (offsets ? offsets[1] : 0);
 }
 
-// Blocks of 4, 8 or 16 columns (heads under 32 wide): a row and a token at a time, the dot
-// lanes of each 32-column step summed per block in registers.
+// Blocks of 4·LanesPerBlock columns: a row and a token at a time, the dot lanes of each
+// 32-column step summed per block in registers. The block size is a template parameter, so the
+// step's first block and the reduction cost no division or branch per step.
+template <class S, int LanesPerBlock>
+void narrow_rows(const DotJob& job, int n_tokens) {
+  constexpr int kBlocksPerStep = 8 / LanesPerBlock;
+  const PackedMatrix& w = job.w;
+  const int nb = w.blocks();
+  const size_t row_bytes = w.row_bytes();
+  for (int t = 0; t < n_tokens; ++t) {
+    const uint8_t* act = job.q + t * job.q_stride;
+    const int32_t* offsets = S::kOffset != 0 ? job.offsets + static_cast<size_t>(t) * nb : nullptr;
+    for (int r = job.r0; r < job.r1; ++r) {
+      const uint8_t* row = w.codes + r * row_bytes;
+      int32_t* out = job.dots + (static_cast<size_t>(t) * (job.r1 - job.r0) + (r - job.r0)) * nb;
+      for (int col = 0, b = 0; col < w.cols_padded; col += 32, b += kBlocksPerStep)
+        store_block_sums<LanesPerBlock>(S::dot(S::zero(), S::acts(act, col), S::weights(row, col)),
+                                        offsets ? offsets + b : nullptr, out + b);
+    }
+  }
+}
+
+// Blocks of 4, 8 or 16 columns (heads under 32 wide).
 template <class S>
 void narrow_block_dots(const DotJob& job, int n_tokens) {
-  const PackedMatrix& w = job.w;
-  const int nb = w.blocks(), lanes_per_block = w.block / 4;
-  for (int t = 0; t < n_tokens; ++t)
-    for (int r = job.r0; r < job.r1; ++r) {
-      const uint8_t* row = w.codes + r * w.row_bytes();
-      const uint8_t* act = job.q + t * job.q_stride;
-      int32_t* out = job.dots + (static_cast<size_t>(t) * (job.r1 - job.r0) + (r - job.r0)) * nb;
-      for (int col = 0; col < w.cols_padded; col += 32) {
-        const int b = col / w.block;
-        const int32_t* offsets = nullptr;
-        if constexpr (S::kOffset != 0) offsets = job.offsets + static_cast<size_t>(t) * nb + b;
-        store_block_sums(S::dot(S::zero(), S::acts(act, col), S::weights(row, col)),
-                         lanes_per_block, offsets, out + b);
-      }
-    }
+  switch (job.w.block) {
+    case 4: return narrow_rows<S, 1>(job, n_tokens);
+    case 8: return narrow_rows<S, 2>(job, n_tokens);
+    default: return narrow_rows<S, 4>(job, n_tokens);
+  }
 }
 
 // 8·Σq per (token, block) for the 4-bit steps; byte_sum is the kernel file's Σ p[0, n).
