@@ -2,7 +2,7 @@
 # The docs/QUALITY.md table: perplexity (EVAL.md protocol, ctx 256) of stories260K,
 # stories260K-outliers and aidreams260K quantized by every rotation × BDQ × rounding × format,
 # relative to each model's fp32 perplexity on the same text (ctx 128 for aidreams260K, its max
-# positions), plus file sizes. Rows are without the end-to-end scale tuning (--tune-epochs 0)
+# positions), plus file sizes. Rows are without the end-to-end weight tuning (--tune-epochs 0)
 # except the last two of each format, the default recipe (psot + BDQ + GPTQ + tuning) per
 # channel and in groups of 32.
 # Usage: bench/quality.sh [TEXT] [JOBS]

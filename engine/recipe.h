@@ -19,7 +19,8 @@ struct Recipe {
   int kv_k_group = 0;
   std::string rotation = "none";  // "none", "hadamard", "psot", "psot-layer" (METHODS.md §2-3)
   bool bdq = false;               // two-sided diagonal scales (METHODS.md §4)
-  int tune_epochs = 0;       // end-to-end tuning of the weight scales (quant/scale_tuning.h); 0 = none
+  int tune_epochs = 0;       // end-to-end tuning of the weights (quant/weight_tuning.h); 0 = none
+  bool tune_rounding = false;  // that tuning also learned the rounding, not only the scales
   std::string calib;         // calibration text (file name), "" when none was used
   int calib_windows = 0;
   int calib_ctx = 0;

@@ -1,6 +1,6 @@
 // The float LLaMA forward pass of a FloatModel over one window with its activations kept, and
 // the backward pass that gives the loss gradient of every layer's linear weights: what
-// end-to-end tuning of quantized weights needs (quant/scale_tuning.h). It computes the engine's
+// end-to-end tuning of quantized weights needs (quant/weight_tuning.h). It computes the engine's
 // function with float weights (R3 is left out: it cancels in q·kᵀ), which the tests check, and
 // its gradients are checked against finite differences.
 #pragma once

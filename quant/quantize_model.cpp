@@ -1,5 +1,6 @@
 #include "quant/quantize_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -13,7 +14,7 @@
 #include "quant/rotate_model.h"
 #include "quant/rotations.h"
 #include "quant/rotor_writer.h"
-#include "quant/scale_tuning.h"
+#include "quant/weight_tuning.h"
 #include "quant/weight_quantizer.h"
 
 namespace rotor {
@@ -72,7 +73,7 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   // before i already hold their dequantized weights, so each layer is fitted to the inputs the
   // quantized model will feed it rather than to the float model's.
   const bool calibrate = gptq || clip_search;
-  // Scale tuning trains the quantized model qfm towards fm, so it needs qfm too.
+  // Weight tuning trains the quantized model qfm towards fm, so it needs qfm too.
   const bool tune = r.tune_epochs > 0 && !float_weights && !windows.empty();
   std::unique_ptr<HessianCollector> hessians;
   std::unique_ptr<ActivationRecorder> samples;
@@ -104,7 +105,10 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   ModelConfig out_config = c;
   out_config.tied_embeddings = c.tied_embeddings && !transformed;
   Recipe written = r;  // what was done: no tuning without calibration windows or quantized weights
-  if (!tune) written.tune_epochs = 0;
+  if (!tune) {
+    written.tune_epochs = 0;
+    written.tune_rounding = false;
+  }
   RotorFileWriter out(out_config, written, src.tokenizer_proto);
   if (!in.chat_template.empty()) out.set_chat_template(in.chat_template);
   out.add_online_hadamard("qk_hadamard", fm.qk_hadamard);
@@ -126,7 +130,7 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   };
   add_head("tok_embeddings", fm.embedding);
 
-  // The layers' tensors are written after scale tuning has adjusted them: `writes` queues each
+  // The layers' tensors are written after weight tuning has adjusted them: `writes` queues each
   // write in file order, `linears` keeps the quantized matrices (a deque: stable addresses), and
   // the float vectors are read from `final_model` when written.
   struct PackedLinear {
@@ -225,20 +229,24 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
     progress({"quantize", i + 1, c.n_layers, since(t), ""});
   }
   if (tune) {
-    ScaleTuningOptions opt;
+    WeightTuningOptions opt;
     opt.epochs = r.tune_epochs;
+    opt.round_lr = r.tune_rounding ? kRoundingLearningRate : 0.0f;
     opt.seed = r.seed;
     auto t = Clock::now();
     int total = 0;
-    const ScaleTuningReport rep = tune_scales(fm, &qfm, tuned, windows, opt, [&](int step, int steps, double) {
-      progress({"tune scales", step, steps, since(t), ""});
+    const WeightTuningReport rep = tune_weights(fm, &qfm, tuned, windows, opt, [&](int step, int steps, double) {
+      progress({"tune weights", step, steps, since(t), ""});
       total = steps;
       t = Clock::now();
     });
-    char note[128];
-    std::snprintf(note, sizeof note, "scale tuning: KL to the float model %.4f (first epoch) -> %.4f (epoch %d)",
-                  rep.kl_first, rep.kl_last, r.tune_epochs);
-    progress({"tune scales", total, total, 0.0, note});
+    size_t weights = 0;
+    for (const TunedLinear& lin : tuned) weights += lin.weights->size();
+    char note[192];
+    std::snprintf(note, sizeof note,
+                  "weight tuning: KL to the float model %.4f (first epoch) -> %.4f (epoch %d), %.2f%% of codes changed",
+                  rep.kl_first, rep.kl_last, r.tune_epochs, 100.0 * rep.codes_changed / std::max<size_t>(1, weights));
+    progress({"tune weights", total, total, 0.0, note});
   }
   for (const std::function<void()>& write : writes) write();
   out.add_f32("final_norm", final_model.final_norm, {D});

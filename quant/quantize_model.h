@@ -10,7 +10,7 @@
 namespace rotor {
 
 struct QuantizeProgress {
-  std::string stage;  // "calibrate", "psot", "bdq", "quantize", "tune scales"
+  std::string stage;  // "calibrate", "psot", "bdq", "quantize", "tune weights"
   int done = 0, total = 0;
   double seconds = 0.0;  // time of the step just finished (a window or a layer)
   std::string note;      // a line worth logging ("" = none), e.g. PSOT's objective per layer

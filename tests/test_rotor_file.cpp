@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/error.h"
+#include "engine/format/manifest.h"
 #include "engine/format/rotor_format.h"
 #include "engine/import/load_model.h"
 #include "engine/quantized_linear.h"
@@ -91,6 +92,26 @@ TEST_CASE("rotor file: round trip keeps config, recipe and tokenizer") {
   CHECK(m->tokenizer_proto == read_file(shared_dir() + "/models/stories260K/tokenizer.model"));
   CHECK(m->layers[0].wq->type_name() == "w4a8");
   CHECK(m->chat_template == "chatml");
+}
+
+TEST_CASE("rotor file: the recipe's tuning fields round-trip; files written before them read as untuned") {
+  Recipe r;
+  r.tune_epochs = 4;
+  r.tune_rounding = true;
+  nlohmann::json j = format::recipe_to_json(r);
+  Recipe back = format::recipe_from_json(j, "m.rotor");
+  CHECK(back.tune_epochs == 4);
+  CHECK(back.tune_rounding);
+  j.erase("tune_rounding");  // written by the scale-only tuning
+  back = format::recipe_from_json(j, "m.rotor");
+  CHECK(back.tune_epochs == 4);
+  CHECK_FALSE(back.tune_rounding);
+  j.erase("tune_epochs");  // written before any tuning
+  back = format::recipe_from_json(j, "m.rotor");
+  CHECK(back.tune_epochs == 0);
+  CHECK_FALSE(back.tune_rounding);
+  j["tune_rounding"] = "yes";
+  CHECK_THROWS_AS(format::recipe_from_json(j, "m.rotor"), Error);
 }
 
 TEST_CASE("rotor file: float embeddings (16 and 32 bits) and float activations round-trip") {

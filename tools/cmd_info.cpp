@@ -102,8 +102,8 @@ int cmd_info(int argc, char** argv) {
       std::printf("calibration %s, %d windows of %d tokens, seed %llu\n", r.calib.c_str(),
                   r.calib_windows, r.calib_ctx, static_cast<unsigned long long>(r.seed));
     if (r.tune_epochs > 0)
-      std::printf("tuning      weight scales tuned end to end towards the float model, %d epochs\n",
-                  r.tune_epochs);
+      std::printf("tuning      weight %s tuned end to end towards the float model, %d epochs\n",
+                  r.tune_rounding ? "scales and rounding" : "scales", r.tune_epochs);
     if (!model->chat_template.empty())
       std::printf("chat        %s template\n", model->chat_template.c_str());
     std::printf("written by  rotor %s\n", r.tool_version.c_str());

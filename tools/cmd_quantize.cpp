@@ -43,7 +43,8 @@ int cmd_quantize(int argc, char** argv) {
   args.option("rotation", 0, "MODE", "none, hadamard (QuaRot-style), psot (learned, one residual rotation) or psot-layer (learned per layer, online residual blocks)", "psot");
   args.flag("bdq", 0, "two-sided diagonal scales (BDQ), the default");
   args.flag("no-bdq", 0, "no BDQ scales");
-  args.option("tune-epochs", 0, "N", "end-to-end tuning of the 4/8-bit weights' scales towards the float model: passes over the calibration windows, each costing about three float forward passes per window (0 = none)", "4");
+  args.option("tune-epochs", 0, "N", "end-to-end tuning of the 4/8-bit weights' scales and rounding towards the float model: passes over the calibration windows, each costing about three float forward passes per window (0 = none)", "4");
+  args.flag("no-tune-rounding", 0, "tune only the weights' scales; keep GPTQ's (or RTN's) codes");
   add_hadamard_dir_option(args);
   args.option("calib", 0, "FILE", "calibration text (GPTQ, PSOT, BDQ and activation clip factors)", kCalibHelp);
   args.option("calib-windows", 0, "N", "calibration windows", "128");
@@ -72,6 +73,7 @@ int cmd_quantize(int argc, char** argv) {
   r.bdq = !args.has("no-bdq");
   r.seed = static_cast<uint64_t>(args.get_int("seed", 0, 0, INT64_MAX));
   r.tune_epochs = static_cast<int>(args.get_int("tune-epochs", 4, 0, 1000));
+  r.tune_rounding = r.tune_epochs > 0 && !args.has("no-tune-rounding");
   r.tool_version = kRotorVersion;
 
   if (args.has("template")) ChatTemplate::kind_by_name(args.get("template"));  // validate early

@@ -56,7 +56,7 @@ json recipe_to_json(const Recipe& r) {
           {"a_bits", r.a_bits},       {"kv_bits", r.kv_bits},
           {"embed_bits", r.embed_bits}, {"kv_k_group", r.kv_k_group},
           {"rotation", r.rotation},   {"bdq", r.bdq},
-          {"tune_epochs", r.tune_epochs},
+          {"tune_epochs", r.tune_epochs}, {"tune_rounding", r.tune_rounding},
           {"calib", r.calib},
           {"calib_windows", r.calib_windows}, {"calib_ctx", r.calib_ctx},
           {"seed", r.seed},           {"tool_version", r.tool_version}};
@@ -74,8 +74,9 @@ Recipe recipe_from_json(const json& j, const std::string& where) {
   r.kv_k_group = get<int>(j, "kv_k_group", where);
   r.rotation = get<std::string>(j, "rotation", where);
   r.bdq = get<bool>(j, "bdq", where);
-  // Absent in files written before scale tuning existed.
+  // Absent in files written before weight tuning existed, or before it learned the rounding.
   r.tune_epochs = j.contains("tune_epochs") ? get<int>(j, "tune_epochs", where) : 0;
+  r.tune_rounding = j.contains("tune_rounding") && get<bool>(j, "tune_rounding", where);
   r.calib = get<std::string>(j, "calib", where);
   r.calib_windows = get<int>(j, "calib_windows", where);
   r.calib_ctx = get<int>(j, "calib_ctx", where);
