@@ -240,12 +240,10 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
       total = steps;
       t = Clock::now();
     });
-    size_t weights = 0;
-    for (const TunedLinear& lin : tuned) weights += lin.weights->size();
     char note[192];
     std::snprintf(note, sizeof note,
                   "weight tuning: KL to the float model %.4f (first epoch) -> %.4f (epoch %d), %.2f%% of codes changed",
-                  rep.kl_first, rep.kl_last, r.tune_epochs, 100.0 * rep.codes_changed / std::max<size_t>(1, weights));
+                  rep.kl_first, rep.kl_last, r.tune_epochs, 100.0 * rep.codes_changed / std::max<size_t>(1, rep.weights));
     progress({"tune weights", total, total, 0.0, note});
   }
   for (const std::function<void()>& write : writes) write();

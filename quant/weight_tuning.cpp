@@ -166,7 +166,10 @@ WeightTuningReport tune_weights(const FloatModel& teacher, FloatModel* student,
     }
   }
 
-  for (size_t k = 0; k < linears.size(); ++k) report.codes_changed += state[k].write(linears[k].matrix);
+  for (size_t k = 0; k < linears.size(); ++k) {
+    report.weights += linears[k].weights->size();
+    report.codes_changed += state[k].write(linears[k].matrix);
+  }
   return report;
 }
 

@@ -39,7 +39,7 @@ struct TunedLinear {
 
 struct WeightTuningReport {
   double kl_first = 0.0, kl_last = 0.0;  // mean KL per token over the first and last epoch
-  size_t codes_changed = 0;              // weights whose code differs from GPTQ's
+  size_t weights = 0, codes_changed = 0; // weights tuned; those whose code now differs from GPTQ's
 };
 
 // Tunes `linears` (all in `student`) towards `teacher`; progress(step, steps, KL) after each

@@ -46,10 +46,10 @@ int cmd_quantize(int argc, char** argv) {
   args.option("tune-epochs", 0, "N", "end-to-end tuning of the 4/8-bit weights' scales and rounding towards the float model: passes over the calibration windows, each costing about three float forward passes per window (0 = none)", "4");
   args.flag("no-tune-rounding", 0, "tune only the weights' scales; keep GPTQ's (or RTN's) codes");
   add_hadamard_dir_option(args);
-  args.option("calib", 0, "FILE", "calibration text (GPTQ, PSOT, BDQ and activation clip factors)", kCalibHelp);
+  args.option("calib", 0, "FILE", "calibration text (GPTQ, PSOT, BDQ, activation clip factors and weight tuning)", kCalibHelp);
   args.option("calib-windows", 0, "N", "calibration windows", "128");
   args.option("calib-ctx", 0, "N", "tokens per calibration window (with BOS)", "256, or the model's max positions if smaller");
-  args.option("seed", 0, "S", "seed of the calibration windows, the Hadamard signs and PSOT's batch order", "0");
+  args.option("seed", 0, "S", "seed of the calibration windows, the Hadamard signs, PSOT's batch order and weight tuning's window order", "0");
   args.option("template", 0, "NAME", "chat template to name in the file: llama2, chatml, zephyr or plain",
               "the source's tokenizer_config.json chat_template when recognized, else none");
   if (!args.parse(argc, argv)) return 0;
