@@ -335,7 +335,7 @@ struct KiviCase {
       k_scale[i] = big * (0.01f + std::fabs(normal(rng)) * 0.05f);
       k_min[i] = big * normal(rng);
     }
-    k_float.resize(static_cast<size_t>(G + 1) * (hd + 3));  // rows of hd + 3: a wider stride
+    k_float.resize(static_cast<size_t>(hd) * (G + 3));  // channels G + 3 apart: a wider stride
     for (float& f : k_float) f = normal(rng);
     const size_t v_stride = static_cast<size_t>(hd) * bits / 8;
     v_codes.resize(v_stride * n_pos);
@@ -356,7 +356,7 @@ struct KiviCase {
     kv.k_group_scale = k_scale.data();
     kv.k_group_min = k_min.data();
     kv.k_float = k_float.data();
-    kv.k_float_stride = hd + 3;
+    kv.k_float_stride = G + 3;
   }
 
   // K of position t as the layout defines it, and the magnitude of its terms (scale·code and
@@ -365,7 +365,7 @@ struct KiviCase {
     const int hd = kv.head_dim, G = kv.k_group, g = t / G, p = t % G;
     const int groups = static_cast<int>(v_scale.size()) / G;
     if (g == groups) {
-      const double f = k_float[p * kv.k_float_stride + c];
+      const double f = k_float[c * kv.k_float_stride + p];
       return {f, std::fabs(f)};
     }
     const uint8_t* codes = &k_codes[(static_cast<size_t>(g) * hd + c) * G * kv.bits / 8];

@@ -92,41 +92,43 @@ void row_v_sums(const uint8_t* codes, int n_bytes, const float* weights, int n_p
 
 // The same sum for rows of fewer than W bytes that divide W (tiny heads: a row would fill part
 // of a vector): each W-byte load holds the rows of W / n_bytes positions, each lane weighted by
-// its own position's weight, and the lanes of a byte fold together at the end.
+// its own position's weight, and the lanes of a byte fold together at the end. n_bytes divides
+// the power of two W, so it is one too.
 template <class S, class G>
 void packed_v_sums(const uint8_t* codes, int n_bytes, const float* weights, int n_pos, float* og) {
   using V = typename S::V;
-  const int per_load = S::W / n_bytes;
-  alignas(sizeof(V)) int32_t position[S::W];  // of each lane (byte) within its load
-  for (int b = 0; b < S::W; ++b) position[b] = b / n_bytes;
-  const auto spread = S::index(position);
-  constexpr int kChains = 4;  // independent sums: one chain would wait on each FMA's latency
-  V acc[kChains * G::kVecs];
-  unrolled<kChains * G::kVecs>([&](auto j) { acc[j] = S::zero(); });
-  auto add = [&](int u, auto chain) {  // the load of positions [u, u + per_load) ∩ [0, n_pos)
-    const int n = std::min(per_load, n_pos - u);
-    const V w = S::permute(S::load_part(weights + u, S::first(n)), spread);
+  const int per_load = S::W / n_bytes, shift = __builtin_ctz(n_bytes);
+  alignas(sizeof(V)) int32_t lane_of[S::W];  // the index vectors, refilled for each use
+  for (int b = 0; b < S::W; ++b) lane_of[b] = b >> shift;  // a lane's position within its load
+  const auto spread = S::index(lane_of);
+  // Independent sums (one chain would wait on each FMA's latency), as named registers: an
+  // array of them indexed from a lambda stayed in memory.
+  V a0[G::kVecs], a1[G::kVecs], a2[G::kVecs], a3[G::kVecs];
+  for (int j = 0; j < G::kVecs; ++j) a0[j] = a1[j] = a2[j] = a3[j] = S::zero();
+  // The load of positions [u, u + per_load) ∩ [0, n_pos) into acc.
+  auto add = [&](int u, V(&acc)[G::kVecs]) __attribute__((always_inline)) {
+    const V w = S::permute(S::load_part(weights + u, S::first(n_pos - u)), spread);
     V c[G::kVecs];
-    G::load(codes + static_cast<size_t>(u) * n_bytes, 0, n * n_bytes, c);
-    unrolled<G::kVecs>([&](auto j) {
-      acc[chain * G::kVecs + j] = S::fma(w, c[j], acc[chain * G::kVecs + j]);
-    });
+    G::load(codes + static_cast<size_t>(u) * n_bytes, 0, (n_pos - u) * n_bytes, c);
+    for (int j = 0; j < G::kVecs; ++j) acc[j] = S::fma(w, c[j], acc[j]);
   };
   int u = 0;
-  for (; u + kChains * per_load <= n_pos; u += kChains * per_load)
-    unrolled<kChains>([&](auto chain) { add(u + chain * per_load, chain); });
-  for (; u < n_pos; u += per_load) add(u, std::integral_constant<int, 0>{});
-  alignas(sizeof(V)) float lanes[S::W];
-  for (int j = 0; j < G::kVecs; ++j) {
-    V sum = acc[j];
-    for (int chain = 1; chain < kChains; ++chain) sum = S::add(sum, acc[chain * G::kVecs + j]);
-    S::store(lanes, sum);
-    for (int b = 0; b < n_bytes; ++b) {
-      float total = 0.0f;
-      for (int p = 0; p < per_load; ++p) total += lanes[p * n_bytes + b];
-      og[j * S::W + b] = total;
-    }
+  for (; u + 4 * per_load <= n_pos; u += 4 * per_load) {
+    add(u, a0);
+    add(u + per_load, a1);
+    add(u + 2 * per_load, a2);
+    add(u + 3 * per_load, a3);
   }
+  for (; u < n_pos; u += per_load) add(u, a0);
+  V sum[G::kVecs];
+  for (int j = 0; j < G::kVecs; ++j) sum[j] = S::add(S::add(a0[j], a1[j]), S::add(a2[j], a3[j]));
+  // Lane b ← Σ_p lane b + p·n_bytes: add the upper half onto the lower, halving down to n_bytes.
+  for (int half = S::W / 2; half >= n_bytes; half /= 2) {
+    for (int b = 0; b < S::W; ++b) lane_of[b] = (b + half) % S::W;
+    const auto rotate = S::index(lane_of);
+    for (int j = 0; j < G::kVecs; ++j) sum[j] = S::add(sum[j], S::permute(sum[j], rotate));
+  }
+  for (int j = 0; j < G::kVecs; ++j) S::store_part(og + j * S::W, S::first(n_bytes), sum[j]);
 }
 
 template <class S, int Bits>

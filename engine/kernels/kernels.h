@@ -93,7 +93,7 @@ struct KvView {
   const float* v_min = nullptr;
   // k_group > 0: K is stored per channel over groups of k_group positions instead (KIVI,
   // kv_kernels.h); positions [0, n_pos / k_group · k_group) are in complete groups, the rest
-  // are float rows, and k_codes, k_scale and k_min are unused.
+  // are in float (k_float), and k_codes, k_scale and k_min are unused.
   int k_group = 0;
   // Group g, channel c: codes at k_group_codes + (g·head_dim + c)·k_group·bits/8, 8-bit in
   // position order, 4-bit with position j in the low nibble of byte j and j + k_group/2 in the
@@ -101,8 +101,11 @@ struct KvView {
   const uint8_t* k_group_codes = nullptr;
   const float* k_group_scale = nullptr;
   const float* k_group_min = nullptr;
-  const float* k_float = nullptr;  // the row of position n_pos / k_group · k_group
-  size_t k_float_stride = 0;       // floats between rows
+  // The positions from first = n_pos / k_group · k_group on, in float and channel by channel
+  // like the codes: position first + p, channel c at k_float[c·k_float_stride + p]. Each
+  // channel has k_group readable slots; the kernels may read those past n_pos − first.
+  const float* k_float = nullptr;
+  size_t k_float_stride = 0;  // floats between channels (at least k_group)
 
   int head_bytes() const { return head_dim * bits / 8; }  // head_dim is even at 4 bits
 };

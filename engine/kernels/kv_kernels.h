@@ -2,8 +2,8 @@
 // k_group > 0). For a complete group with per-channel scale s_c and minimum m_c,
 //   q·k_p = Σ_c (q_c·s_c)·code_pc + Σ_c q_c·m_c,
 // so each group costs one pass over q (q' = q·s and the constant) and then plain dots of q'
-// with the codes, vectorized over the group's positions; the rows after the last complete
-// group are float. Each ISA's attend calls its version here for the K side and keeps its own
+// with the codes, vectorized over the group's positions; the positions after the last complete
+// group are in float, stored channel by channel too. Each ISA's attend calls its version here for the K side and keeps its own
 // softmax and V code, shared with the per-token layout.
 #pragma once
 #include "engine/kernels/kernels.h"
@@ -17,7 +17,7 @@ void kivi_scores_avx512(const KvView& kv, const float* q, int n_pos, float* scor
 void kivi_scores_neon(const KvView& kv, const float* q, int n_pos, float* scores);
 
 // What the versions share: the walk over complete groups (q' and the constant of each, then
-// group_scores for its k_group scores, from codes = that group's codes) and the float rows.
+// group_scores for its k_group scores, from codes = that group's codes) and the float part.
 using KiviGroupScores = void (*)(const KvView& kv, const float* qs, float constant,
                                  const uint8_t* codes, float* scores);
 void kivi_scores(const KvView& kv, const float* q, int n_pos, float* scores,
