@@ -11,10 +11,15 @@
 namespace rotor {
 
 void rmsnorm(const float* x, const float* weight, int n, float eps, float* out) {
-  double ss = 0.0;
-  for (int i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  // Four partial sums: one chain of dependent double adds cost more than the rest of the norm.
+  double part[4] = {};
+  int i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; ++j) part[j] += static_cast<double>(x[i + j]) * x[i + j];
+  for (; i < n; ++i) part[0] += static_cast<double>(x[i]) * x[i];
+  const double ss = (part[0] + part[1]) + (part[2] + part[3]);
   const float inv = static_cast<float>(1.0 / std::sqrt(ss / n + eps));
-  for (int i = 0; i < n; ++i) out[i] = x[i] * inv * weight[i];
+  for (i = 0; i < n; ++i) out[i] = x[i] * inv * weight[i];
 }
 
 void softmax(float* x, int n) {
