@@ -1,5 +1,8 @@
 // attend: one query head over a 4- or 8-bit K/V cache (per-position scale and minimum), head
-// size 128 (LLaMA) and 8 (stories260K, whose rows are shorter than a vector). Bytes are the cache codes and parameters read; ops the q·k and p·v multiply-adds.
+// size 128 (LLaMA) and 8 (stories260K, whose rows are shorter than a vector); attend_gqa: the
+// query heads of one KV head at once over the default cache (K in KIVI groups of 32), as
+// stories260K (2 heads of 8) and TinyLlama (8 heads of 64) decode. Bytes are the cache codes
+// and parameters read; ops the q·k and p·v multiply-adds.
 #include <random>
 #include <vector>
 
@@ -30,10 +33,46 @@ void run(benchmark::State& state, Isa isa, int head_dim, int bits, int n_pos) {
   kv.v_min = v_min.data();
   const KernelTable& k = kernels_for(isa);
   for (auto _ : state) {
-    k.attend(kv, q.data(), n_pos, scores.data(), out.data());
+    k.attend(kv, q.data(), 1, n_pos, scores.data(), out.data());
     benchmark::DoNotOptimize(out.data());
   }
   set_work(state, 2.0 * n_pos * (head_bytes + 2 * sizeof(float)), 4.0 * n_pos * head_dim);
+}
+
+// n_q heads of head_dim over n_pos positions: K in KIVI groups of 32 (the last, incomplete
+// group in float), V per position.
+void run_gqa(benchmark::State& state, Isa isa, int head_dim, int n_q, int bits, int n_pos) {
+  constexpr int kGroup = 32;
+  const int groups = n_pos / kGroup;
+  const size_t head_bytes = static_cast<size_t>(head_dim) * bits / 8;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<uint8_t> k_codes(groups * kGroup * head_bytes), v_codes(n_pos * head_bytes);
+  for (uint8_t& c : k_codes) c = static_cast<uint8_t>(rng());
+  for (uint8_t& c : v_codes) c = static_cast<uint8_t>(rng());
+  std::vector<float> k_scale(groups * head_dim, 0.01f), k_min(groups * head_dim, -0.5f),
+      k_float(head_dim * kGroup), v_scale(n_pos, 0.01f), v_min(n_pos, -0.5f), q(n_q * head_dim),
+      scores(n_q * n_pos), out(n_q * head_dim);
+  for (float& v : k_float) v = uniform(rng);
+  for (float& v : q) v = uniform(rng);
+  KvView kv;
+  kv.head_dim = head_dim;
+  kv.bits = bits;
+  kv.v_codes = v_codes.data();
+  kv.v_scale = v_scale.data();
+  kv.v_min = v_min.data();
+  kv.k_group = kGroup;
+  kv.k_group_codes = k_codes.data();
+  kv.k_group_scale = k_scale.data();
+  kv.k_group_min = k_min.data();
+  kv.k_float = k_float.data();
+  kv.k_float_stride = kGroup;
+  const KernelTable& k = kernels_for(isa);
+  for (auto _ : state) {
+    k.attend(kv, q.data(), n_q, n_pos, scores.data(), out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  set_work(state, 2.0 * n_pos * (head_bytes + sizeof(float)), 4.0 * n_q * n_pos * head_dim);
 }
 
 }  // namespace
@@ -48,6 +87,14 @@ void register_attention(Isa isa) {
                                      head_dim, bits, n_pos)
             ->Unit(benchmark::kMicrosecond);
       }
+  struct Gqa { int head_dim, n_q, n_pos; };
+  for (const Gqa& g : {Gqa{8, 2, 128}, Gqa{64, 8, 512}, Gqa{64, 8, 4096}}) {
+    const std::string detail = "kv4/d" + std::to_string(g.head_dim) + "/h" +
+                               std::to_string(g.n_q) + "/pos" + std::to_string(g.n_pos);
+    benchmark::RegisterBenchmark(bench_name("attend_gqa", isa, detail).c_str(), run_gqa, isa,
+                                 g.head_dim, g.n_q, 4, g.n_pos)
+        ->Unit(benchmark::kMicrosecond);
+  }
 }
 
 }  // namespace rotor::bench

@@ -180,9 +180,13 @@ void KvCache::truncate(int layer, int pos) {
   }
 }
 
-void KvCache::attend(int layer, int kv_head, const float* q, int n_pos, float* scores,
+void KvCache::attend(int layer, int kv_head, const float* q, int n_q, int n_pos, float* scores,
                      float* out) const {
-  if (bits_ == 32) return attend_float(layer, kv_head, q, n_pos, scores, out);
+  if (bits_ == 32) {
+    for (int h = 0; h < n_q; ++h)
+      attend_float(layer, kv_head, q + h * head_dim_, n_pos, scores, out + h * head_dim_);
+    return;
+  }
   const size_t i = slot(layer, kv_head, 0);
   KvView kv;
   kv.head_dim = head_dim_;
@@ -215,7 +219,7 @@ void KvCache::attend(int layer, int kv_head, const float* q, int n_pos, float* s
       throw Error("K cache: no float rows for position " + std::to_string(n_pos - 1), kExitInternal);
     if (kv.k_float) kv.k_float += static_cast<size_t>(kv_head) * head_dim_ * G;
   }
-  kernels().attend(kv, q, n_pos, scores, out);
+  kernels().attend(kv, q, n_q, n_pos, scores, out);
 }
 
 void KvCache::attend_float(int layer, int kv_head, const float* q, int n_pos, float* scores,

@@ -25,9 +25,11 @@ class KvCache {
   // most the number of positions stored in this layer; a smaller one forgets the positions
   // from pos on first (a rewind: the kept part of a complete group returns to float).
   void store(int layer, int pos, const float* k, const float* v);
-  // out[head_dim] = softmax(q · Kᵀ / sqrt(head_dim)) · V over positions [0, n_pos) of kv_head.
-  // scores is scratch space of at least n_pos floats.
-  void attend(int layer, int kv_head, const float* q, int n_pos, float* scores, float* out) const;
+  // For the n_q query heads that share kv_head (q and out: n_q rows of head_dim),
+  // out_h = softmax(q_h · Kᵀ / sqrt(head_dim)) · V over positions [0, n_pos).
+  // scores is scratch space of at least n_q · n_pos floats.
+  void attend(int layer, int kv_head, const float* q, int n_q, int n_pos, float* scores,
+              float* out) const;
 
  private:
   // Index of (layer, head, pos): each head's positions are contiguous, so attention streams

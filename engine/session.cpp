@@ -130,12 +130,15 @@ void Session::forward(const int* tokens, int n, int logit_rows) {
       cache_.store(l, pos, &k_[r * KV], &v_[r * KV]);
     }
     clock.lap(Step::kRopeCache);
-    // One task per (token, head); each worker has its own row of scores.
-    scores_.resize(static_cast<size_t>(ctx_) * thread_pool().size());
-    thread_pool().parallel_for(n * c_.n_heads, [&](int task, int worker) {
-      const int r = task / c_.n_heads, h = task % c_.n_heads;
-      cache_.attend(l, h / group, &q_[r * D + h * hd], pos_ + r + 1,
-                    &scores_[static_cast<size_t>(worker) * ctx_], &att_[r * D + h * hd]);
+    // One task per (token, KV head) for the query heads that share it (consecutive in q);
+    // each worker has its own rows of scores.
+    const size_t worker_scores = static_cast<size_t>(group) * ctx_;
+    scores_.resize(worker_scores * thread_pool().size());
+    thread_pool().parallel_for(n * c_.n_kv_heads, [&](int task, int worker) {
+      const int r = task / c_.n_kv_heads, kvh = task % c_.n_kv_heads;
+      const size_t at = static_cast<size_t>(r) * D + static_cast<size_t>(kvh) * group * hd;
+      cache_.attend(l, kvh, &q_[at], group, pos_ + r + 1, &scores_[worker * worker_scores],
+                    &att_[at]);
     });
     if (observer_) observer_->observe(l, LinearInput::kAttentionOut, att_.data(), n, D);
     clock.lap(Step::kAttention);

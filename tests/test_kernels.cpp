@@ -273,6 +273,26 @@ TEST_CASE("kernels: the scalar quantized dot product approximates the float one"
   }
 }
 
+namespace {
+
+// attend of n_q heads by kernels `k` against the scalar reference run one head at a time, so
+// the grouping of heads is checked too (within float rounding: sums in another order).
+void check_attend_heads(const KernelTable& k, const KvView& kv, const std::vector<float>& q,
+                        int n_q, int n_pos) {
+  const int hd = kv.head_dim;
+  std::vector<float> sref(n_pos), oref(hd), sgot(static_cast<size_t>(n_q) * n_pos),
+      ogot(static_cast<size_t>(n_q) * hd);
+  k.attend(kv, q.data(), n_q, n_pos, sgot.data(), ogot.data());
+  for (int h = 0; h < n_q; ++h) {
+    CAPTURE(h);
+    attend_scalar(kv, q.data() + h * hd, 1, n_pos, sref.data(), oref.data());
+    for (int i = 0; i < hd; ++i)
+      CHECK(std::fabs(ogot[h * hd + i] - oref[i]) <= 1e-4f * (1 + std::fabs(oref[i])));
+  }
+}
+
+}  // namespace
+
 TEST_CASE("kernels: attention over a quantized cache matches the scalar reference") {
   std::mt19937 rng(77);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -295,15 +315,15 @@ TEST_CASE("kernels: attention over a quantized cache matches the scalar referenc
             km[t] = normal(rng);
             vm[t] = normal(rng);
           }
+          // 1 to 7 query heads share the KV head: every chunking of heads (4, 2, 1) occurs.
+          const int n_q = 1 + (hd + n_pos + peaked) % 7;
+          CAPTURE(n_q);
+          q.resize(static_cast<size_t>(n_q) * hd);
           for (float& f : q) f = normal(rng);
           KvView kv{hd, bits, k.data(), ks.data(), km.data(), v.data(), vs.data(), vm.data()};
-          std::vector<float> sref(n_pos), sgot(n_pos), oref(hd), ogot(hd);
-          attend_scalar(kv, q.data(), n_pos, sref.data(), oref.data());
           for (Isa isa : isas) {
             CAPTURE(isa_name(isa));
-            kernels_for(isa).attend(kv, q.data(), n_pos, sgot.data(), ogot.data());
-            // Float sums in another order: relative error of a few ulps per term.
-            for (int i = 0; i < hd; ++i) CHECK(std::fabs(ogot[i] - oref[i]) <= 1e-4f * (1 + std::fabs(oref[i])));
+            check_attend_heads(kernels_for(isa), kv, q, n_q, n_pos);
           }
         }
 }
@@ -375,7 +395,7 @@ struct KiviCase {
   }
 };
 
-using ScoresFn = void (*)(const KvView&, const float*, int, float*);
+using ScoresFn = void (*)(const KvView&, const float*, int, int, float*);
 std::vector<std::pair<std::string, ScoresFn>> kivi_versions() {
   std::vector<std::pair<std::string, ScoresFn>> v = {{"scalar", kivi_scores_scalar}};
   for (Isa isa : supported_isas()) {
@@ -402,24 +422,27 @@ TEST_CASE("kernels: KIVI K scores match q·k of the dequantized layout") {
         for (int n_pos : {1, G - 1, G, G + 5, 3 * G + 7, 300})
           for (int mode : {0, 1, 2}) {
             CAPTURE(hd); CAPTURE(bits); CAPTURE(G); CAPTURE(n_pos); CAPTURE(mode);
+            const int n_q = 1 + (n_pos + mode) % 7;  // query heads sharing the KV head
+            CAPTURE(n_q);
             const KiviCase kc(hd, bits, G, n_pos, mode, rng);
-            std::vector<float> q(hd), got(n_pos);
+            std::vector<float> q(static_cast<size_t>(n_q) * hd), got(static_cast<size_t>(n_q) * n_pos);
             for (float& f : q) f = normal(rng);
             for (const auto& [name, scores] : versions) {
               CAPTURE(name);
-              scores(kc.kv, q.data(), n_pos, got.data());
-              for (int t = 0; t < n_pos; ++t) {
-                double exact = 0.0, norm = 0.0;
-                for (int c = 0; c < hd; ++c) {
-                  const auto [k, size] = kc.k(t, c);
-                  exact += q[c] * k;
-                  norm += std::fabs(q[c]) * size;
+              scores(kc.kv, q.data(), n_q, n_pos, got.data());
+              for (int h = 0; h < n_q; ++h)
+                for (int t = 0; t < n_pos; ++t) {
+                  double exact = 0.0, norm = 0.0;
+                  for (int c = 0; c < hd; ++c) {
+                    const auto [k, size] = kc.k(t, c);
+                    exact += q[h * hd + c] * k;
+                    norm += std::fabs(q[h * hd + c]) * size;
+                  }
+                  exact /= std::sqrt(static_cast<double>(hd));
+                  norm /= std::sqrt(static_cast<double>(hd));
+                  // float sums of hd products, in another order (and q'·code + constant form)
+                  CHECK(std::fabs(got[h * n_pos + t] - exact) <= 1e-5 * (1.0 + norm));
                 }
-                exact /= std::sqrt(static_cast<double>(hd));
-                norm /= std::sqrt(static_cast<double>(hd));
-                // float sums of hd products, in another order (and q'·code + constant form)
-                CHECK(std::fabs(got[t] - exact) <= 1e-5 * (1.0 + norm));
-              }
             }
           }
 }
@@ -433,14 +456,14 @@ TEST_CASE("kernels: attention over a KIVI K cache matches the scalar reference")
       for (int G : {16, 32})
         for (int n_pos : {1, G - 1, G, 2 * G + 3, 300}) {
           CAPTURE(hd); CAPTURE(bits); CAPTURE(G); CAPTURE(n_pos);
+          const int n_q = 1 + (hd + n_pos + G) % 7;  // query heads sharing the KV head
+          CAPTURE(n_q);
           const KiviCase kc(hd, bits, G, n_pos, 0, rng);
-          std::vector<float> q(hd), sref(n_pos), sgot(n_pos), oref(hd), ogot(hd);
+          std::vector<float> q(static_cast<size_t>(n_q) * hd);
           for (float& f : q) f = 0.3f * normal(rng);
-          attend_scalar(kc.kv, q.data(), n_pos, sref.data(), oref.data());
           for (Isa isa : isas) {
             CAPTURE(isa_name(isa));
-            kernels_for(isa).attend(kc.kv, q.data(), n_pos, sgot.data(), ogot.data());
-            for (int i = 0; i < hd; ++i) CHECK(std::fabs(ogot[i] - oref[i]) <= 1e-4f * (1 + std::fabs(oref[i])));
+            check_attend_heads(kernels_for(isa), kc.kv, q, n_q, n_pos);
           }
         }
 }

@@ -41,7 +41,7 @@ std::vector<float> constant_rows(int n, std::mt19937& rng) {
 std::vector<float> attend_all(const KvCache& cache, int layer, const float* q, int first, int last) {
   std::vector<float> out, scores(cache.ctx()), o(kHeadDim);
   for (int n = first; n <= last; ++n) {
-    cache.attend(layer, 1, q, n, scores.data(), o.data());
+    cache.attend(layer, 1, q, 1, n, scores.data(), o.data());
     out.insert(out.end(), o.begin(), o.end());
   }
   return out;

@@ -1,6 +1,8 @@
 // Attention over the 4- or 8-bit K/V cache (KvView, kernels.h) written once over the vector
 // operations S of an x86 file (avx2.cpp: 8 lanes, avx512.cpp: 16). It vectorizes the scalar
-// sums over the head dimension (another summation order, so equal within float rounding).
+// sums over the head dimension (another summation order, so equal within float rounding), and
+// the query heads of one KV head go up to four at a time through each walk over the cache, so
+// each code is loaded and converted once for all of them.
 // Internal linkage: each ISA's copy keeps its flags.
 //
 // S: using V, Mask; W (lanes); zero, set1, load, store, add, sub, mul, fma(a, b, c) = a·b + c,
@@ -59,118 +61,148 @@ inline void prefetch_ahead(const uint8_t* p) {
   _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
 }
 
-// Σ_t weight_t·codes_t into og (the group order), a row at a time, with the sums in registers
-// over as many of the row's W-byte groups at a time as they allow.
-template <class S, class G>
-void row_v_sums(const uint8_t* codes, int n_bytes, const float* weights, int n_pos, float* og) {
+// Σ_t weight_t·codes_t into og (the group order) for H heads (weights of head h from
+// weights + h·w_stride, its sums to og + h·og_stride), a row at a time, with the sums in
+// registers over as many of the row's W-byte groups at a time as they allow; the heads share
+// each group's conversion.
+template <class S, class G, int H>
+void row_v_sums(const uint8_t* codes, int n_bytes, const float* weights, size_t w_stride,
+                int n_pos, float* og, size_t og_stride) {
   const int groups = (n_bytes + S::W - 1) / S::W;
-  constexpr int kPassGroups = 8 / G::kVecs;
+  constexpr int kPassGroups = std::max(1, 8 / (G::kVecs * H));  // 8 sums (more for H = 4)
   for (int g0 = 0; g0 < groups; g0 += kPassGroups) {
     const int n_groups = std::min(kPassGroups, groups - g0);
     // The pass's bytes of each row: one pointer, constant offsets (fewer registers in the loop).
     const int rest = n_bytes - g0 * S::W, pass_bytes = std::min(rest, kPassGroups * S::W);
-    typename S::V acc[kPassGroups * G::kVecs];
-    unrolled<kPassGroups * G::kVecs>([&](auto j) { acc[j] = S::zero(); });
+    typename S::V acc[H][kPassGroups * G::kVecs];
+    unrolled<H>([&](auto h) {
+      unrolled<kPassGroups * G::kVecs>([&](auto j) { acc[h][j] = S::zero(); });
+    });
     for (int u = 0; u < n_pos; ++u) {
-      const typename S::V weight = S::set1(weights[u]);
+      typename S::V weight[H];
+      unrolled<H>([&](auto h) { weight[h] = S::set1(weights[h * w_stride + u]); });
       const uint8_t* v = codes + static_cast<size_t>(u) * n_bytes + g0 * S::W;
       for (int b = 0; b < pass_bytes; b += 64) prefetch_ahead(v + b);
       unrolled<kPassGroups>([&](auto g) {
         if (g >= n_groups) return;
         typename S::V c[G::kVecs];
         G::load(v, g, rest, c);
-        unrolled<G::kVecs>([&](auto j) {
-          acc[g * G::kVecs + j] = S::fma(weight, c[j], acc[g * G::kVecs + j]);
+        unrolled<H>([&](auto h) {
+          unrolled<G::kVecs>([&](auto j) {
+            acc[h][g * G::kVecs + j] = S::fma(weight[h], c[j], acc[h][g * G::kVecs + j]);
+          });
         });
       });
     }
-    unrolled<kPassGroups * G::kVecs>([&](auto j) {
-      if (j < n_groups * G::kVecs) S::store(og + (g0 * G::kVecs + j) * S::W, acc[j]);
+    unrolled<H>([&](auto h) {
+      unrolled<kPassGroups * G::kVecs>([&](auto j) {
+        if (j < n_groups * G::kVecs) S::store(og + h * og_stride + (g0 * G::kVecs + j) * S::W, acc[h][j]);
+      });
     });
   }
 }
 
-// The same sum for rows of fewer than W bytes that divide W (tiny heads: a row would fill part
+// The same sums for rows of fewer than W bytes that divide W (tiny heads: a row would fill part
 // of a vector): each W-byte load holds the rows of W / n_bytes positions, each lane weighted by
 // its own position's weight, and the lanes of a byte fold together at the end. n_bytes divides
 // the power of two W, so it is one too.
-template <class S, class G>
-void packed_v_sums(const uint8_t* codes, int n_bytes, const float* weights, int n_pos, float* og) {
+template <class S, class G, int H>
+void packed_v_sums(const uint8_t* codes, int n_bytes, const float* weights, size_t w_stride,
+                   int n_pos, float* og, size_t og_stride) {
   using V = typename S::V;
   const int per_load = S::W / n_bytes, shift = __builtin_ctz(n_bytes);
   alignas(sizeof(V)) int32_t lane_of[S::W];  // the index vectors, refilled for each use
   for (int b = 0; b < S::W; ++b) lane_of[b] = b >> shift;  // a lane's position within its load
   const auto spread = S::index(lane_of);
-  // Independent sums (one chain would wait on each FMA's latency), as named registers: an
-  // array of them indexed from a lambda stayed in memory.
-  V a0[G::kVecs], a1[G::kVecs], a2[G::kVecs], a3[G::kVecs];
-  for (int j = 0; j < G::kVecs; ++j) a0[j] = a1[j] = a2[j] = a3[j] = S::zero();
-  // The load of positions [u, u + per_load) ∩ [0, n_pos) into acc.
-  auto add = [&](int u, V(&acc)[G::kVecs]) __attribute__((always_inline)) {
-    const V w = S::permute(S::load_part(weights + u, S::first(n_pos - u)), spread);
+  // Independent sums per head: one chain would wait on each FMA's latency.
+  constexpr int kChains = std::max(1, 4 / H);
+  V acc[H][kChains][G::kVecs];
+  unrolled<H>([&](auto h) {
+    unrolled<kChains>([&](auto k) {
+      unrolled<G::kVecs>([&](auto j) { acc[h][k][j] = S::zero(); });
+    });
+  });
+  // The load of positions [u, u + per_load) ∩ [0, n_pos) into chain k of every head.
+  auto add = [&](int u, auto k) __attribute__((always_inline)) {
     V c[G::kVecs];
     G::load(codes + static_cast<size_t>(u) * n_bytes, 0, (n_pos - u) * n_bytes, c);
-    for (int j = 0; j < G::kVecs; ++j) acc[j] = S::fma(w, c[j], acc[j]);
+    const auto m = S::first(n_pos - u);
+    unrolled<H>([&](auto h) {
+      const V w = S::permute(S::load_part(weights + h * w_stride + u, m), spread);
+      unrolled<G::kVecs>([&](auto j) { acc[h][k][j] = S::fma(w, c[j], acc[h][k][j]); });
+    });
   };
   int u = 0;
-  for (; u + 4 * per_load <= n_pos; u += 4 * per_load) {
-    add(u, a0);
-    add(u + per_load, a1);
-    add(u + 2 * per_load, a2);
-    add(u + 3 * per_load, a3);
-  }
-  for (; u < n_pos; u += per_load) add(u, a0);
-  V sum[G::kVecs];
-  for (int j = 0; j < G::kVecs; ++j) sum[j] = S::add(S::add(a0[j], a1[j]), S::add(a2[j], a3[j]));
+  for (; u + kChains * per_load <= n_pos; u += kChains * per_load)
+    unrolled<kChains>([&](auto k) { add(u + k * per_load, k); });
+  for (; u < n_pos; u += per_load) add(u, std::integral_constant<int, 0>{});
+  V sum[H][G::kVecs];
+  unrolled<H>([&](auto h) {
+    unrolled<G::kVecs>([&](auto j) {
+      sum[h][j] = acc[h][0][j];
+      unrolled<kChains - 1>([&](auto k) { sum[h][j] = S::add(sum[h][j], acc[h][k + 1][j]); });
+    });
+  });
   // Lane b ← Σ_p lane b + p·n_bytes: add the upper half onto the lower, halving down to n_bytes.
   for (int half = S::W / 2; half >= n_bytes; half /= 2) {
     for (int b = 0; b < S::W; ++b) lane_of[b] = (b + half) % S::W;
     const auto rotate = S::index(lane_of);
-    for (int j = 0; j < G::kVecs; ++j) sum[j] = S::add(sum[j], S::permute(sum[j], rotate));
+    unrolled<H>([&](auto h) {
+      unrolled<G::kVecs>([&](auto j) {
+        sum[h][j] = S::add(sum[h][j], S::permute(sum[h][j], rotate));
+      });
+    });
   }
-  for (int j = 0; j < G::kVecs; ++j) S::store_part(og + j * S::W, S::first(n_bytes), sum[j]);
+  unrolled<H>([&](auto h) {
+    unrolled<G::kVecs>([&](auto j) {
+      S::store_part(og + h * og_stride + j * S::W, S::first(n_bytes), sum[h][j]);
+    });
+  });
 }
 
-template <class S, int Bits>
-void attend_vec(const KvView& kv, const float* q, int n_pos, float* scores, float* out) {
+// Scores of H heads against K stored per position (q of head h in the group order at
+// qg + h·lanes, Σq at q_sum[h]; scores of head h at scores + h·stride); the heads share each
+// group's conversion.
+template <class S, class G, int H>
+void token_scores(const KvView& kv, const float* qg, int lanes, const float* q_sum, int n_pos,
+                  float* scores, size_t stride) {
   using V = typename S::V;
-  using G = CodeGroups<S, Bits>;
-  const int hd = kv.head_dim, n_bytes = kv.head_bytes(), groups = (n_bytes + S::W - 1) / S::W;
-  const int lanes = groups * G::kVecs * S::W;
-  thread_local std::vector<float> buf;
-  float* qg = scratch(buf, 2 * static_cast<size_t>(lanes));  // q and out in the group order
-  std::fill_n(qg, 2 * lanes, 0.0f);
-  float* og = qg + lanes;
-  for (int i = 0; i < hd; ++i) qg[G::slot(i)] = q[i];
-  const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
-  float q_sum = 0.0f;
-  for (int i = 0; i < hd; ++i) q_sum += q[i];
-  if (kv.k_group) {
-    S::kivi_scores(kv, q, n_pos, scores);
-  } else {
-    for (int t = 0; t < n_pos; ++t) {
-      const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * n_bytes;
-      for (int b = 0; b < n_bytes; b += 64) prefetch_ahead(k + b);
-      // Two sums, even and odd groups, to halve the chain of dependent FMAs.
-      V dot[2] = {S::zero(), S::zero()};
-      auto add_group = [&](int g, V& sum) {
-        V c[G::kVecs];
-        G::load(k, g, n_bytes, c);
+  const int n_bytes = kv.head_bytes(), groups = (n_bytes + S::W - 1) / S::W;
+  const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(kv.head_dim));
+  for (int t = 0; t < n_pos; ++t) {
+    const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * n_bytes;
+    for (int b = 0; b < n_bytes; b += 64) prefetch_ahead(k + b);
+    // Two sums per head, even and odd groups, to halve the chain of dependent FMAs.
+    V dot[H][2];
+    unrolled<H>([&](auto h) { dot[h][0] = dot[h][1] = S::zero(); });
+    auto add_group = [&](int g, auto parity) __attribute__((always_inline)) {
+      V c[G::kVecs];
+      G::load(k, g, n_bytes, c);
+      unrolled<H>([&](auto h) {
         for (int v = 0; v < G::kVecs; ++v)
-          sum = S::fma(S::load(qg + (g * G::kVecs + v) * S::W), c[v], sum);
-      };
-      int g = 0;
-      for (; g + 2 <= groups; g += 2) {
-        add_group(g, dot[0]);
-        add_group(g + 1, dot[1]);
-      }
-      if (g < groups) add_group(g, dot[0]);
-      const float dot_sum = S::reduce_add(S::add(dot[0], dot[1]));
-      scores[t] = (kv.k_scale[t] * dot_sum + kv.k_min[t] * q_sum) * inv_sqrt;
+          dot[h][parity] = S::fma(S::load(qg + h * lanes + (g * G::kVecs + v) * S::W), c[v],
+                                  dot[h][parity]);
+      });
+    };
+    int g = 0;
+    for (; g + 2 <= groups; g += 2) {
+      add_group(g, std::integral_constant<int, 0>{});
+      add_group(g + 1, std::integral_constant<int, 1>{});
     }
+    if (g < groups) add_group(g, std::integral_constant<int, 0>{});
+    unrolled<H>([&](auto h) {
+      const float dot_sum = S::reduce_add(S::add(dot[h][0], dot[h][1]));
+      scores[h * stride + t] = (kv.k_scale[t] * dot_sum + kv.k_min[t] * q_sum[h]) * inv_sqrt;
+    });
   }
-  // Softmax numerators e_t = exp(score − max) in one pass that also makes scores the weights
-  // e_t·v_scale_t of the V codes and sums e_t and e_t·v_min_t; out is normalized once at the end.
+}
+
+// Softmax numerators e_t = exp(score − max) of one head in one pass that also makes scores the
+// weights e_t·v_scale_t of the V codes and sums e_t and e_t·v_min_t: returns 1 / Σ e_t and
+// sets min_term = Σ e_t·v_min_t (out is normalized once at the end).
+template <class S>
+float softmax_weights(const KvView& kv, float* scores, int n_pos, float* min_term) {
+  using V = typename S::V;
   V top = S::set1(scores[0]);
   for (int t = 0; t < n_pos; t += S::W) top = S::max_part(top, scores + t, S::first(n_pos - t));
   const V max_v = S::set1(S::reduce_max(top));
@@ -182,21 +214,61 @@ void attend_vec(const KvView& kv, const float* q, int n_pos, float* scores, floa
     min_v = S::fma(e, S::load_part(kv.v_min + t, m), min_v);
     S::store_part(scores + t, m, S::mul(e, S::load_part(kv.v_scale + t, m)));
   }
-  const float inv_sum = 1.0f / S::reduce_add(sum_v);
-  const float min_term = S::reduce_add(min_v);
-  if (n_bytes < S::W && S::W % n_bytes == 0)
-    packed_v_sums<S, G>(kv.v_codes, n_bytes, scores, n_pos, og);
-  else
-    row_v_sums<S, G>(kv.v_codes, n_bytes, scores, n_pos, og);
-  for (int i = 0; i < hd; ++i) out[i] = (og[G::slot(i)] + min_term) * inv_sum;
+  *min_term = S::reduce_add(min_v);
+  return 1.0f / S::reduce_add(sum_v);
+}
+
+template <class S, int Bits>
+void attend_vec(const KvView& kv, const float* q, int n_q, int n_pos, float* scores, float* out) {
+  using G = CodeGroups<S, Bits>;
+  const int hd = kv.head_dim, n_bytes = kv.head_bytes(), groups = (n_bytes + S::W - 1) / S::W;
+  const int lanes = groups * G::kVecs * S::W;
+  const size_t heads_lanes = static_cast<size_t>(n_q) * lanes;
+  thread_local std::vector<float> buf;
+  // Per head: q and out in the group order, Σq, 1 / Σ e_t and Σ e_t·v_min_t.
+  float* qg = scratch(buf, 2 * heads_lanes + 3 * static_cast<size_t>(n_q));
+  float* og = qg + heads_lanes;
+  float* q_sum = og + heads_lanes;
+  float* inv_sum = q_sum + n_q;
+  float* min_term = inv_sum + n_q;
+  if (kv.k_group) {
+    S::kivi_scores(kv, q, n_q, n_pos, scores);
+  } else {
+    std::fill_n(qg, heads_lanes, 0.0f);
+    for (int h = 0; h < n_q; ++h) {
+      const float* qh = q + static_cast<size_t>(h) * hd;
+      q_sum[h] = 0.0f;
+      for (int i = 0; i < hd; ++i) {
+        qg[h * lanes + G::slot(i)] = qh[i];
+        q_sum[h] += qh[i];
+      }
+    }
+    head_chunks(n_q, [&](int h0, auto heads) {
+      token_scores<S, G, decltype(heads)::value>(kv, qg + h0 * lanes, lanes, q_sum + h0, n_pos,
+                                                 scores + static_cast<size_t>(h0) * n_pos, n_pos);
+    });
+  }
+  for (int h = 0; h < n_q; ++h)
+    inv_sum[h] = softmax_weights<S>(kv, scores + static_cast<size_t>(h) * n_pos, n_pos, &min_term[h]);
+  head_chunks(n_q, [&](int h0, auto heads) {
+    constexpr int H = decltype(heads)::value;
+    const float* weights = scores + static_cast<size_t>(h0) * n_pos;
+    if (n_bytes < S::W && S::W % n_bytes == 0)
+      packed_v_sums<S, G, H>(kv.v_codes, n_bytes, weights, n_pos, n_pos, og + h0 * lanes, lanes);
+    else
+      row_v_sums<S, G, H>(kv.v_codes, n_bytes, weights, n_pos, n_pos, og + h0 * lanes, lanes);
+  });
+  for (int h = 0; h < n_q; ++h)
+    for (int i = 0; i < hd; ++i)
+      out[h * hd + i] = (og[h * lanes + G::slot(i)] + min_term[h]) * inv_sum[h];
 }
 
 template <class S>
-void attend_simd(const KvView& kv, const float* q, int n_pos, float* scores, float* out) {
+void attend_simd(const KvView& kv, const float* q, int n_q, int n_pos, float* scores, float* out) {
   if (kv.bits == 8)
-    attend_vec<S, 8>(kv, q, n_pos, scores, out);
+    attend_vec<S, 8>(kv, q, n_q, n_pos, scores, out);
   else
-    attend_vec<S, 4>(kv, q, n_pos, scores, out);
+    attend_vec<S, 4>(kv, q, n_q, n_pos, scores, out);
 }
 
 }  // namespace

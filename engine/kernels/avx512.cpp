@@ -529,13 +529,14 @@ struct Avx512 {
   static __m512i high_nibbles(__m512i v) { return _mm512_srli_epi32(v, 4); }
   static __m512i index(const int32_t* p) { return _mm512_load_si512(p); }
   static V permute(V v, __m512i order) { return _mm512_permutexvar_ps(order, v); }
-  static void kivi_scores(const KvView& kv, const float* q, int n_pos, float* scores) {
-    kivi_scores_avx512(kv, q, n_pos, scores);
+  static void kivi_scores(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
+    kivi_scores_avx512(kv, q, n_q, n_pos, scores);
   }
 };
 
-void attend_avx512(const KvView& kv, const float* q, int n_pos, float* scores, float* out) {
-  attend_simd<Avx512>(kv, q, n_pos, scores, out);
+void attend_avx512(const KvView& kv, const float* q, int n_q, int n_pos, float* scores,
+                 float* out) {
+  attend_simd<Avx512>(kv, q, n_q, n_pos, scores, out);
 }
 
 // ---------------------------------------------------------------------------------- SwiGLU

@@ -136,8 +136,10 @@ struct KernelTable {
   // Quantizes rows x[n_tokens, cols] (cols ≤ a.cols_padded, already sized) into a.
   void (*quantize_acts)(const float* x, int cols, int n_tokens, const ActQuantParams& p,
                         QuantizedActs& a);
-  // Attention of one query head over a quantized K/V cache, see KvView.
-  void (*attend)(const KvView& kv, const float* q, int n_pos, float* scores, float* out);
+  // Attention of the n_q query heads that share one KV head (grouped-query attention) over a
+  // quantized K/V cache, see KvView: q and out hold n_q rows of head_dim, scores is scratch of
+  // n_q rows of n_pos floats. The vector ISAs decode each code once for all n_q heads.
+  void (*attend)(const KvView& kv, const float* q, int n_q, int n_pos, float* scores, float* out);
   // The Hadamard pass of p on rows x + r·stride, r < rows (in place).
   void (*hadamard)(const HadamardPlan& p, float* x, int rows, size_t stride);
   // Σ p[0, n) as unsigned bytes, read with the ISA's widest loads: rotor bench's memory
@@ -172,7 +174,8 @@ void linear_epilogue(const PackedMatrix& w, const QuantizedActs& a, int t0, int 
 // The scalar reference pieces, shared by the ISA files for the parts they do not specialize.
 void quantize_acts_scalar(const float* x, int cols, int n_tokens, const ActQuantParams& p,
                           QuantizedActs& a);
-void attend_scalar(const KvView& kv, const float* q, int n_pos, float* scores, float* out);
+void attend_scalar(const KvView& kv, const float* q, int n_q, int n_pos, float* scores,
+                   float* out);
 // scores[t] ← exp(scores[t] − max) over n values; returns their sum (the softmax denominator).
 float exp_shifted(float* scores, int n);
 // Every attention kernel (and the float cache's softmax) sets softmax terms exp(score − max) below exp(kSoftmaxCutoff) ≈ 1.6e−28

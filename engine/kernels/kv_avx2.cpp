@@ -23,8 +23,8 @@ struct Avx2 {
 
 }  // namespace
 
-void kivi_scores_avx2(const KvView& kv, const float* q, int n_pos, float* scores) {
-  kivi_scores(kv, q, n_pos, scores, kivi_group_scores_of<Avx2>);
+void kivi_scores_avx2(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
+  kivi_scores(kv, q, n_q, n_pos, scores, kivi_group_scores_of<Avx2>);
 }
 
 }  // namespace rotor

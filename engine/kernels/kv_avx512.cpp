@@ -25,9 +25,9 @@ struct Avx512 {
 
 }  // namespace
 
-void kivi_scores_avx512(const KvView& kv, const float* q, int n_pos, float* scores) {
-  if (kv.k_group * kv.bits / 8 % Avx512::W != 0) return kivi_scores_avx2(kv, q, n_pos, scores);
-  kivi_scores(kv, q, n_pos, scores, kivi_group_scores_of<Avx512>);
+void kivi_scores_avx512(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
+  if (kv.k_group * kv.bits / 8 % Avx512::W != 0) return kivi_scores_avx2(kv, q, n_q, n_pos, scores);
+  kivi_scores(kv, q, n_q, n_pos, scores, kivi_group_scores_of<Avx512>);
 }
 
 }  // namespace rotor

@@ -10,17 +10,20 @@
 
 namespace rotor {
 
-// scores[t] = q·k_t / sqrt(head_dim) for t < n_pos.
-void kivi_scores_scalar(const KvView& kv, const float* q, int n_pos, float* scores);
-void kivi_scores_avx2(const KvView& kv, const float* q, int n_pos, float* scores);
-void kivi_scores_avx512(const KvView& kv, const float* q, int n_pos, float* scores);
-void kivi_scores_neon(const KvView& kv, const float* q, int n_pos, float* scores);
+// scores[h·n_pos + t] = q_h·k_t / sqrt(head_dim) for t < n_pos and the n_q heads q_h at
+// q + h·head_dim.
+void kivi_scores_scalar(const KvView& kv, const float* q, int n_q, int n_pos, float* scores);
+void kivi_scores_avx2(const KvView& kv, const float* q, int n_q, int n_pos, float* scores);
+void kivi_scores_avx512(const KvView& kv, const float* q, int n_q, int n_pos, float* scores);
+void kivi_scores_neon(const KvView& kv, const float* q, int n_q, int n_pos, float* scores);
 
-// What the versions share: the walk over complete groups (q' and the constant of each, then
-// group_scores for its k_group scores, from codes = that group's codes) and the float part.
-using KiviGroupScores = void (*)(const KvView& kv, const float* qs, float constant,
-                                 const uint8_t* codes, float* scores);
-void kivi_scores(const KvView& kv, const float* q, int n_pos, float* scores,
+// What the versions share: the walk over complete groups (q' and the constant of each head for
+// each group, then group_scores for the group's k_group scores of every head, from codes = that
+// group's codes: scores[h·stride + p] = constants[h] + Σ_c qs[h·head_dim + c]·code_pc) and the
+// float part.
+using KiviGroupScores = void (*)(const KvView& kv, const float* qs, const float* constants,
+                                 int n_q, const uint8_t* codes, float* scores, size_t stride);
+void kivi_scores(const KvView& kv, const float* q, int n_q, int n_pos, float* scores,
                  KiviGroupScores group_scores);
 
 }  // namespace rotor

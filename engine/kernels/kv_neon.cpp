@@ -58,18 +58,21 @@ void group_scores(const float* qs, float constant, const uint8_t* codes, int hd,
   }
 }
 
-void group_scores_neon(const KvView& kv, const float* qs, float constant, const uint8_t* codes,
-                       float* scores) {
-  if (kv.bits == 8)
-    group_scores<8>(qs, constant, codes, kv.head_dim, kv.k_group, scores);
-  else
-    group_scores<4>(qs, constant, codes, kv.head_dim, kv.k_group, scores);
+// Head by head: NEON's sixteen accumulators already fill its registers for one head.
+void group_scores_neon(const KvView& kv, const float* qs, const float* constants, int n_q,
+                       const uint8_t* codes, float* scores, size_t stride) {
+  for (int h = 0; h < n_q; ++h, qs += kv.head_dim, scores += stride) {
+    if (kv.bits == 8)
+      group_scores<8>(qs, constants[h], codes, kv.head_dim, kv.k_group, scores);
+    else
+      group_scores<4>(qs, constants[h], codes, kv.head_dim, kv.k_group, scores);
+  }
 }
 
 }  // namespace
 
-void kivi_scores_neon(const KvView& kv, const float* q, int n_pos, float* scores) {
-  kivi_scores(kv, q, n_pos, scores, group_scores_neon);
+void kivi_scores_neon(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
+  kivi_scores(kv, q, n_q, n_pos, scores, group_scores_neon);
 }
 
 }  // namespace rotor

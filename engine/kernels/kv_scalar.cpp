@@ -40,15 +40,17 @@ void float_scores(const float* __restrict qn, const float* __restrict k, size_t 
 }
 }  // namespace
 
-void kivi_scores(const KvView& kv, const float* q, int n_pos, float* scores,
+void kivi_scores(const KvView& kv, const float* q, int n_q, int n_pos, float* scores,
                  KiviGroupScores group_scores) {
   const int hd = kv.head_dim, G = kv.k_group;
+  const size_t heads_floats = static_cast<size_t>(n_q) * hd;
   const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
   const size_t group_bytes = static_cast<size_t>(hd) * G * kv.bits / 8;
   thread_local std::vector<float> storage;
-  float* qn = scratch(storage, 2 * static_cast<size_t>(hd));  // q / sqrt(hd)
-  float* qs = qn + hd;                                         // a group's q' = qn · scale
-  for (int i = 0; i < hd; ++i) qn[i] = q[i] * inv_sqrt;
+  float* qn = scratch(storage, 2 * heads_floats + n_q);  // q / sqrt(hd)
+  float* qs = qn + heads_floats;                          // a group's q' = qn · scale
+  float* constants = qs + heads_floats;                   // and its Σ qn·min, per head
+  for (size_t i = 0; i < heads_floats; ++i) qn[i] = q[i] * inv_sqrt;
   for (int g = 0; g < n_pos / G; ++g) {
     const float* scale = kv.k_group_scale + static_cast<size_t>(g) * hd;
     const float* min = kv.k_group_min + static_cast<size_t>(g) * hd;
@@ -56,31 +58,38 @@ void kivi_scores(const KvView& kv, const float* q, int n_pos, float* scores,
       __builtin_prefetch(scale + hd + i);
       __builtin_prefetch(min + hd + i);
     }
-    const float constant = scaled_and_dot(qn, scale, min, hd, qs);
-    group_scores(kv, qs, constant, kv.k_group_codes + g * group_bytes,
-                 scores + static_cast<size_t>(g) * G);
+    for (int h = 0; h < n_q; ++h)
+      constants[h] = scaled_and_dot(qn + h * hd, scale, min, hd, qs + h * hd);
+    group_scores(kv, qs, constants, n_q, kv.k_group_codes + g * group_bytes,
+                 scores + static_cast<size_t>(g) * G, n_pos);
   }
   // The positions after the last complete group.
   const int first = n_pos / G * G;
-  if (first < n_pos) float_scores(qn, kv.k_float, kv.k_float_stride, hd, n_pos - first, scores + first);
+  if (first < n_pos)
+    for (int h = 0; h < n_q; ++h)
+      float_scores(qn + h * hd, kv.k_float, kv.k_float_stride, hd, n_pos - first,
+                   scores + static_cast<size_t>(h) * n_pos + first);
 }
 
 namespace {
-void group_scores_scalar(const KvView& kv, const float* qs, float constant, const uint8_t* codes,
-                         float* scores) {
+void group_scores_scalar(const KvView& kv, const float* qs, const float* constants, int n_q,
+                         const uint8_t* codes, float* scores, size_t stride) {
   const int G = kv.k_group, half = G / 2;
   const size_t channel_bytes = static_cast<size_t>(G) * kv.bits / 8;
-  for (int p = 0; p < G; ++p) scores[p] = constant;
-  for (int c = 0; c < kv.head_dim; ++c, codes += channel_bytes)
-    for (int p = 0; p < G; ++p) {
-      const int code = kv.bits == 8 ? codes[p] : p < half ? codes[p] & 0x0F : codes[p - half] >> 4;
-      scores[p] += qs[c] * static_cast<float>(code);
-    }
+  for (int h = 0; h < n_q; ++h, qs += kv.head_dim, scores += stride) {
+    for (int p = 0; p < G; ++p) scores[p] = constants[h];
+    const uint8_t* cc = codes;
+    for (int c = 0; c < kv.head_dim; ++c, cc += channel_bytes)
+      for (int p = 0; p < G; ++p) {
+        const int code = kv.bits == 8 ? cc[p] : p < half ? cc[p] & 0x0F : cc[p - half] >> 4;
+        scores[p] += qs[c] * static_cast<float>(code);
+      }
+  }
 }
 }  // namespace
 
-void kivi_scores_scalar(const KvView& kv, const float* q, int n_pos, float* scores) {
-  kivi_scores(kv, q, n_pos, scores, group_scores_scalar);
+void kivi_scores_scalar(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
+  kivi_scores(kv, q, n_q, n_pos, scores, group_scores_scalar);
 }
 
 }  // namespace rotor

@@ -452,7 +452,9 @@ inline int code_at(const uint8_t* codes, int i, int bits) {
 inline float32x4_t widen_lo(uint16x8_t v) { return vcvtq_f32_u32(vmovl_u16(vget_low_u16(v))); }
 inline float32x4_t widen_hi(uint16x8_t v) { return vcvtq_f32_u32(vmovl_high_u16(v)); }
 
-void attend_neon(const KvView& kv, const float* q, int n_pos, float* scores, float* out) {
+namespace {
+// Scores of one head against K stored per position.
+void token_scores_neon(const KvView& kv, const float* q, int n_pos, float* scores) {
   const int hd = kv.head_dim, bits = kv.bits;
   const int hd16 = hd / 16 * 16, hd8 = hd / 8 * 8;
   const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -463,33 +465,35 @@ void attend_neon(const KvView& kv, const float* q, int n_pos, float* scores, flo
   float q_sum = vaddvq_f32(qs);
   for (; i < hd; ++i) q_sum += q[i];
 
-  if (kv.k_group) {
-    kivi_scores_neon(kv, q, n_pos, scores);
-  } else {
-    for (int t = 0; t < n_pos; ++t) {
-      const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * kv.head_bytes();
-      float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
-      i = 0;
-      for (; i < hd16; i += 16) {
-        const uint8x16_t c = load_codes16(k, i, bits);
-        const uint16x8_t c0 = vmovl_u8(vget_low_u8(c)), c1 = vmovl_high_u8(c);
-        a0 = vfmaq_f32(a0, vld1q_f32(q + i), widen_lo(c0));
-        a1 = vfmaq_f32(a1, vld1q_f32(q + i + 4), widen_hi(c0));
-        a2 = vfmaq_f32(a2, vld1q_f32(q + i + 8), widen_lo(c1));
-        a3 = vfmaq_f32(a3, vld1q_f32(q + i + 12), widen_hi(c1));
-      }
-      if (i < hd8) {
-        const uint16x8_t c0 = vmovl_u8(load_codes8(k, i, bits));
-        a0 = vfmaq_f32(a0, vld1q_f32(q + i), widen_lo(c0));
-        a1 = vfmaq_f32(a1, vld1q_f32(q + i + 4), widen_hi(c0));
-        i += 8;
-      }
-      float dot = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
-      for (; i < hd; ++i) dot += q[i] * static_cast<float>(code_at(k, i, bits));
-      scores[t] = (kv.k_scale[t] * dot + kv.k_min[t] * q_sum) * inv_sqrt;
+  for (int t = 0; t < n_pos; ++t) {
+    const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * kv.head_bytes();
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    i = 0;
+    for (; i < hd16; i += 16) {
+      const uint8x16_t c = load_codes16(k, i, bits);
+      const uint16x8_t c0 = vmovl_u8(vget_low_u8(c)), c1 = vmovl_high_u8(c);
+      a0 = vfmaq_f32(a0, vld1q_f32(q + i), widen_lo(c0));
+      a1 = vfmaq_f32(a1, vld1q_f32(q + i + 4), widen_hi(c0));
+      a2 = vfmaq_f32(a2, vld1q_f32(q + i + 8), widen_lo(c1));
+      a3 = vfmaq_f32(a3, vld1q_f32(q + i + 12), widen_hi(c1));
     }
+    if (i < hd8) {
+      const uint16x8_t c0 = vmovl_u8(load_codes8(k, i, bits));
+      a0 = vfmaq_f32(a0, vld1q_f32(q + i), widen_lo(c0));
+      a1 = vfmaq_f32(a1, vld1q_f32(q + i + 4), widen_hi(c0));
+      i += 8;
+    }
+    float dot = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+    for (; i < hd; ++i) dot += q[i] * static_cast<float>(code_at(k, i, bits));
+    scores[t] = (kv.k_scale[t] * dot + kv.k_min[t] * q_sum) * inv_sqrt;
   }
+}
 
+// Softmax and the V sum of one head whose K scores are in scores (scratch after).
+void attend_head_neon(const KvView& kv, float* scores, int n_pos, float* out) {
+  const int hd = kv.head_dim, bits = kv.bits;
+  const int hd16 = hd / 16 * 16, hd8 = hd / 8 * 8;
+  int i = 0;
   const float inv_sum = 1.0f / exp_shifted(scores, n_pos);
   // scores is scratch: from here it holds each position's weight p·s_v of the V codes.
   float32x4_t mins = vdupq_n_f32(0.0f);
@@ -540,6 +544,18 @@ void attend_neon(const KvView& kv, const float* q, int n_pos, float* scores, flo
     for (int t = 0; t < n_pos; ++t)
       o += scores[t] * static_cast<float>(code_at(kv.v_codes + static_cast<size_t>(t) * kv.head_bytes(), i, bits));
     out[i] = o + min_term;
+  }
+}
+}  // namespace
+
+// Head by head: the heads share only the KIVI walk's group set-up.
+void attend_neon(const KvView& kv, const float* q, int n_q, int n_pos, float* scores, float* out) {
+  const int hd = kv.head_dim;
+  if (kv.k_group) kivi_scores_neon(kv, q, n_q, n_pos, scores);
+  for (int h = 0; h < n_q; ++h) {
+    float* s = scores + static_cast<size_t>(h) * n_pos;
+    if (!kv.k_group) token_scores_neon(kv, q + static_cast<size_t>(h) * hd, n_pos, s);
+    attend_head_neon(kv, s, n_pos, out + static_cast<size_t>(h) * hd);
   }
 }
 

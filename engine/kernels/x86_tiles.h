@@ -73,6 +73,19 @@ inline void unrolled(F&& f) {
   unrolled(f, std::make_integer_sequence<int, N>{});
 }
 
+// f(h0, std::integral_constant<int, H>{}) over the heads [0, n) in chunks of H ∈ {4, 2, 1}
+// heads from h0: the attention kernels keep H heads' sums in registers at a time.
+template <class F>
+inline void head_chunks(int n, F&& f) {
+  int h = 0;
+  for (; h + 4 <= n; h += 4) f(h, std::integral_constant<int, 4>{});
+  if (h + 2 <= n) {
+    f(h, std::integral_constant<int, 2>{});
+    h += 2;
+  }
+  if (h < n) f(h, std::integral_constant<int, 1>{});
+}
+
 // Block dots of rows [r, r + R) × tokens [t, t + T) × blocks [b0, b1), K blocks at a time.
 template <class S, int R, int T, int K>
 void dot_tile(const DotJob& job, int r, int t, int b0, int b1) {
