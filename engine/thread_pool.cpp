@@ -133,18 +133,19 @@ void ThreadPool::run(int n_tasks, Call call, void* fn) {
     for (int task = 0; task < n_tasks; ++task) call(fn, task, tl_worker);
     return;
   }
-  std::lock_guard<std::mutex> lock(caller_);
   tl_pool = this;
   tl_worker = 0;
   struct Leave {
     ~Leave() { tl_pool = nullptr; }
   } leave;
   // One task, or no other worker: the caller runs the tasks itself, without the job handshake
-  // (stories260K's decode hands the pool some fifty one-task jobs per token).
+  // or the callers' lock, as it touches nothing shared (stories260K's decode hands the pool
+  // some fifty small jobs per token; the size does not change while a job runs).
   if (n_tasks == 1 || size_ == 1) {
     for (int task = 0; task < n_tasks; ++task) call(fn, task, 0);
     return;
   }
+  std::lock_guard<std::mutex> lock(caller_);
   // The next job number, closed to claims until its fields are written.
   const uint64_t job = ((claim_.load() >> 32) + 1) << 32;
   claim_ = job | kClosed;
