@@ -425,7 +425,8 @@ TEST_CASE("kernels: KIVI K scores match q·k of the dequantized layout") {
             const int n_q = 1 + (n_pos + mode) % 7;  // query heads sharing the KV head
             CAPTURE(n_q);
             const KiviCase kc(hd, bits, G, n_pos, mode, rng);
-            std::vector<float> q(static_cast<size_t>(n_q) * hd), got(static_cast<size_t>(n_q) * n_pos);
+            std::vector<float> q(static_cast<size_t>(n_q) * hd);
+            std::vector<float> got(static_cast<size_t>(n_q) * n_pos);
             for (float& f : q) f = normal(rng);
             for (const auto& [name, scores] : versions) {
               CAPTURE(name);

@@ -96,7 +96,8 @@ void row_v_sums(const uint8_t* codes, int n_bytes, const float* weights, size_t 
     }
     unrolled<H>([&](auto h) {
       unrolled<kPassGroups * G::kVecs>([&](auto j) {
-        if (j < n_groups * G::kVecs) S::store(og + h * og_stride + (g0 * G::kVecs + j) * S::W, acc[h][j]);
+        if (j < n_groups * G::kVecs)
+          S::store(og + h * og_stride + (g0 * G::kVecs + j) * S::W, acc[h][j]);
       });
     });
   }
@@ -249,7 +250,8 @@ void attend_vec(const KvView& kv, const float* q, int n_q, int n_pos, float* sco
     });
   }
   for (int h = 0; h < n_q; ++h)
-    inv_sum[h] = softmax_weights<S>(kv, scores + static_cast<size_t>(h) * n_pos, n_pos, &min_term[h]);
+    inv_sum[h] =
+        softmax_weights<S>(kv, scores + static_cast<size_t>(h) * n_pos, n_pos, &min_term[h]);
   head_chunks(n_q, [&](int h0, auto heads) {
     constexpr int H = decltype(heads)::value;
     const float* weights = scores + static_cast<size_t>(h0) * n_pos;
