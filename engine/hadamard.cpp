@@ -84,11 +84,20 @@ HadamardTransform::HadamardTransform(size_t n, const std::vector<int8_t>& h_m, u
     m_pad_ = (m + kHadamardPad - 1) / kHadamardPad * kHadamardPad;
     hm_.assign(static_cast<size_t>(m) * m_pad_, 0.0f);
     hmt_.assign(hm_.size(), 0.0f);
+    // The sign bits only where the floats outgrow L1 (more than 32 KB: m ≥ 108). Below, the
+    // floats stay in L1 and read faster than the bits turn into vectors.
+    const bool bits = hm_.size() * sizeof(float) > 32 * 1024;
+    hm_signs_.assign(bits ? static_cast<size_t>((m + 31) / 32) * m_pad_ : 0, 0);
+    hmt_signs_.assign(hm_signs_.size(), 0);
     for (int r = 0; r < m; ++r)
       for (int c = 0; c < m; ++c) {
         const float v = h_m[static_cast<size_t>(r) * m + c];
         hm_[static_cast<size_t>(r) * m_pad_ + c] = v;
         hmt_[static_cast<size_t>(c) * m_pad_ + r] = v;
+        if (bits && v < 0) {
+          hm_signs_[static_cast<size_t>(r / 32) * m_pad_ + c] |= 0x80000000u >> (r % 32);
+          hmt_signs_[static_cast<size_t>(c / 32) * m_pad_ + r] |= 0x80000000u >> (c % 32);
+        }
       }
   }
   signs_.assign(n, 1.0f);
@@ -111,6 +120,7 @@ HadamardPlan HadamardTransform::plan(bool inverse, const float* post_scale) cons
   p.m_pad = m_pad_;
   // Inverse, x · H_nᵀ · D/√n: H_m turns into H_mᵀ and D/√n moves after the product.
   p.h = f_.m == 1 ? nullptr : inverse ? hmt_.data() : hm_.data();
+  p.h_signs = hm_signs_.empty() ? nullptr : inverse ? hmt_signs_.data() : hm_signs_.data();
   p.pre = inverse ? nullptr : scaled_.data();
   p.post = inverse ? scaled_.data() : post_scale;
   return p;

@@ -21,6 +21,7 @@ namespace {
 // need not be a Hadamard matrix here.
 struct RandomPlan {
   std::vector<float> h, pre, post;
+  std::vector<uint32_t> h_signs;
   HadamardPlan p;
 
   RandomPlan(int log2, int m, bool with_pre, bool with_post, std::mt19937& rng) {
@@ -35,6 +36,11 @@ struct RandomPlan {
       for (int b = 0; b < m; ++b)
         for (int d = 0; d < m; ++d) h[b * p.m_pad + d] = coin(rng) ? 1.0f : -1.0f;
       p.h = h.data();
+      h_signs.assign(static_cast<size_t>((m + 31) / 32) * p.m_pad, 0);  // HadamardPlan's layout
+      for (int b = 0; b < m; ++b)
+        for (int d = 0; d < m; ++d)
+          if (h[b * p.m_pad + d] < 0) h_signs[b / 32 * p.m_pad + d] |= 0x80000000u >> (b % 32);
+      p.h_signs = h_signs.data();
     }
     const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(p.n));
     for (size_t i = 0; with_pre && i < p.n; ++i)
@@ -100,7 +106,7 @@ TEST_CASE("kernels: the Hadamard pass matches the scalar reference") {
         for (float v : ref) peak = std::max(peak, std::fabs(v));
         REQUIRE(std::isfinite(peak));
         for (Isa isa : isas) {
-          CAPTURE(isa_name(isa));
+          CAPTURE(std::string(isa_name(isa)));
           std::vector<float> got = x;
           kernels_for(isa).hadamard(plan.p, got.data(), rows, stride);
           // Sums in another order would differ by a few ulps of the row's largest value.
@@ -115,6 +121,67 @@ TEST_CASE("kernels: the Hadamard pass matches the scalar reference") {
     }
 }
 
+// Every ISA gives the scalar reference's floats exactly (hadamard_simd.h: the same operations in
+// the same order, the dense product's ±1 read as floats or, on AVX-512 when the plan has them,
+// as sign bits: each plan runs with and without), on inputs chosen to expose any other order of
+// the sums: magnitudes spread over the whole float range with mixed signs (cancellations),
+// ±huge values, subnormals, zeros. Zeros compare equal whatever their sign: on a row shorter
+// than a vector (m = 1) the SIMD kernels add the +0 of the unused lanes, which turns a −0 into
+// +0.
+TEST_CASE("kernels: the Hadamard pass is bit-identical to the scalar reference") {
+  std::mt19937 rng(77);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> coin(0, 1), exponent(-149, 100);
+  std::uniform_real_distribution<float> mantissa(1.0f, 2.0f);
+  const int kModes = 8;
+  auto value = [&](int mode) -> float {
+    const float sign = coin(rng) ? 1.0f : -1.0f;
+    switch (mode) {
+      case 0: return normal(rng);
+      case 1: return sign * std::ldexp(mantissa(rng), exponent(rng));  // any magnitude
+      case 2: return sign * std::ldexp(mantissa(rng), coin(rng) ? 100 : -100);  // ±huge, ±tiny
+      case 3: return sign * std::ldexp(mantissa(rng), -140);  // subnormal
+      case 4: return coin(rng) ? sign * 1e-41f : normal(rng);  // subnormals among normals
+      case 5: return coin(rng) ? sign * 0.0f : sign * 3.0f;  // zeros of both signs, ties
+      case 6: return sign;  // ±1: exact sums with many cancellations to zero
+      default: return -0.0f;
+    }
+  };
+  const auto isas = supported_isas();
+  std::vector<std::pair<int, int>> shapes;  // (log2, m)
+  for (int k : {0, 1, 2, 3, 4, 6, 9}) shapes.push_back({k, 1});
+  for (int m : {12, 20, 28, 36, 40, 52, 60, 108, 140, 156, 172})
+    for (int k : {0, 1, 3, 4}) shapes.push_back({k, m});  // k ≥ 3: AVX-512's groups of 8 blocks
+  shapes.push_back({6, 172});  // 11008
+  shapes.push_back({9, 28});   // 14336
+  for (auto [log2, m] : shapes)
+    for (int variant = 0; variant < 4; ++variant) {
+      RandomPlan plan(log2, m, variant & 1, variant & 2, rng);
+      const size_t n = plan.p.n, stride = n + 5;
+      const int rows = kModes;
+      std::vector<float> x(rows * stride);
+      for (int r = 0; r < rows; ++r)
+        for (size_t i = 0; i < stride; ++i) x[r * stride + i] = value(r);
+      std::vector<float> ref = x;
+      kScalarKernels.hadamard(plan.p, ref.data(), rows, stride);
+      for (Isa isa : isas)
+        for (bool bits : {true, false}) {
+          CAPTURE(log2); CAPTURE(m); CAPTURE(variant); CAPTURE(std::string(isa_name(isa)));
+          CAPTURE(bits);
+          HadamardPlan p = plan.p;
+          if (!bits) p.h_signs = nullptr;
+          std::vector<float> got = x;
+          kernels_for(isa).hadamard(p, got.data(), rows, stride);
+          size_t differ = 0, first = 0;
+          for (size_t i = got.size(); i-- > 0;)
+            if (!(got[i] == ref[i])) ++differ, first = i;
+          CAPTURE(first / stride); CAPTURE(first % stride); CAPTURE(got[first]);
+          CAPTURE(ref[first]);
+          CHECK(differ == 0);
+        }
+    }
+}
+
 TEST_CASE("kernels: the normalized power-of-two Hadamard pass keeps the norm") {
   std::mt19937 rng(31);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -125,7 +192,7 @@ TEST_CASE("kernels: the normalized power-of-two Hadamard pass keeps the norm") {
     double before = 0;
     for (float v : x) before += double(v) * v;
     for (Isa isa : supported_isas()) {
-      CAPTURE(k); CAPTURE(isa_name(isa));
+      CAPTURE(k); CAPTURE(std::string(isa_name(isa)));
       std::vector<float> y = x;
       kernels_for(isa).hadamard(plan.p, y.data(), 1, plan.p.n);
       double after = 0;

@@ -25,6 +25,7 @@ struct Avx2 {
   static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static constexpr bool kSignBits = false;
   // Stage h: lane i takes partner + v (bit h of i clear) or partner − v (set); v·(±1) is exact,
   // so the fused multiply-add rounds exactly like the scalar add/sub.
   static V fwht(V v) {

@@ -23,6 +23,18 @@ struct Avx512 {
   static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static constexpr bool kSignBits = true;
+  static V copysign1(V v) {
+    const __m512i one = _mm512_castps_si512(_mm512_set1_ps(1.0f));
+    const __m512i sign = _mm512_set1_epi32(INT32_MIN);
+    // Bitwise (v & sign) | one: 0xEC = (A & C) | B.
+    return _mm512_castsi512_ps(
+        _mm512_ternarylogic_epi32(_mm512_castps_si512(v), one, sign, 0xEC));
+  }
+  static V shl1(V v) {
+    const __m512i i = _mm512_castps_si512(v);
+    return _mm512_castsi512_ps(_mm512_add_epi32(i, i));
+  }
   // Stage h: lane i takes partner + v (bit h of i clear) or partner − v (set); v·(±1) is exact,
   // so the fused multiply-add rounds exactly like the scalar add/sub.
   static V fwht(V v) {

@@ -31,6 +31,7 @@ struct Neon {
   static V sub(V a, V b) { return vsubq_f32(a, b); }
   static V mul(V a, V b) { return vmulq_f32(a, b); }
   static V fma(V a, V b, V c) { return vfmaq_f32(c, a, b); }
+  static constexpr bool kSignBits = false;
   // Stage h: lane i takes partner + v (bit h of i clear) or partner − v (set); v·(±1) is exact,
   // so the fused multiply-add rounds exactly like the scalar add/sub.
   static V fwht(V v) {

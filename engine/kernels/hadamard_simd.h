@@ -6,14 +6,27 @@
 // tile of the dense product (blocks × vectors of columns); zero, set1, load, store, add, sub,
 // mul, fma(a, b, c) = a·b + c (one rounding); load_part/store_part(p, .., k), the first k < W
 // lanes (loads zero the rest); fwht(v), the butterfly stages 1, 2, .., W/2 between the lanes of
-// one vector (lane i with lane i ^ h).
+// one vector (lane i with lane i ^ h); kSignBits, whether the dense product reads h as the bits
+// p.h_signs (when the plan has them) rather than the floats p.h, with then copysign1(v), ±1 with
+// the sign of each lane of v, and shl1(v), each lane's 32 bits shifted left by one (to the next
+// row's sign).
+//
+// Why bits: the same ±1 vectors reach the same fused multiply-adds, so no result changes, but
+// the bits (4.2 KB at m = 172) stay in L1 where the floats (121 KB) come from L2, or from beyond
+// when other work (the rest of the forward pass, an SMT sibling) has used L2 in between. The
+// price, a ternary-logic operation and a shift per vector of h, suits AVX-512's two FMA ports:
+// at m = 172 a call takes about 0.8 µs instead of 1.1-1.3 (1.6 instead of 5.8 with h out of
+// L2); only where the floats stay hot and each row of h serves kBlocks blocks (n = 11008, back
+// to back) do the bits cost a few percent more. Floats that fit in L1 (m ≤ 60) beat the bits,
+// so those plans carry none. AVX2 and NEON keep the floats: without ternary logic a vector of
+// signs would cost them two or three operations where a load costs none.
 //
 // Order of work per row: pre and the dense m×m product over groups of kBlocks blocks (each row
 // of h is loaded once per group); or, when m == 1, pre and the first stages in registers; then
 // passes of up to three stages each through memory; post, fused into the last pass. Every
 // operation is the scalar reference's, in its order, and the fused multiply-adds of the dense
 // product only multiply by ±1 (exact), so the result is bit-identical to the scalar reference
-// (the tests still allow for rounding, which a different tile order would bring).
+// (test_hadamard_kernels.cpp checks it float for float).
 //
 // The constant-trip loops over blocks, vectors and parts carry "unroll" pragmas: unrolled, their
 // arrays of vectors live in registers (GCC -O2 alone keeps them on the stack).
@@ -46,16 +59,34 @@ inline void hadamard_dense_tile(const float* x, const HadamardPlan& p, int v0, f
   for (int g = 0; g < G; ++g)
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t) acc[g][t] = S::zero();
-  const float* hrow = p.h + v0 * S::W;
-  for (int b = 0; b < p.m; ++b, hrow += p.m_pad) {
-    typename S::V hv[T];
+  // kSignBits: the tile's words of h_signs for the 32 rows from b & ~31 (loaded as floats, only
+  // their bits matter), shifted so that row b's sign is at the sign bit. Zeroed only so that the
+  // compiler sees them set: b = 0 loads them.
+  typename S::V bits[T];
 #pragma GCC unroll 16
-    for (int t = 0; t < T; ++t) hv[t] = S::load(hrow + t * S::W);
+  for (int t = 0; t < T; ++t) bits[t] = S::zero();
+  for (int b = 0; b < p.m; ++b) {
+    // h(b, columns of vector t), made at its first use (g = 0): a single block's tile then keeps
+    // one alive, not T beside T accumulators and T words of bits.
+    typename S::V hv[T];
 #pragma GCC unroll 16
     for (int g = 0; g < G; ++g) {
       const typename S::V xb = S::set1(x[g * p.m + b]);
 #pragma GCC unroll 16
-      for (int t = 0; t < T; ++t) acc[g][t] = S::fma(xb, hv[t], acc[g][t]);
+      for (int t = 0; t < T; ++t) {
+        if (g == 0) {
+          if constexpr (S::kSignBits) {
+            if (b % 32 == 0)
+              bits[t] = S::load(reinterpret_cast<const float*>(p.h_signs) +
+                                static_cast<size_t>(b / 32) * p.m_pad + (v0 + t) * S::W);
+            hv[t] = S::copysign1(bits[t]);
+            bits[t] = S::shl1(bits[t]);
+          } else {
+            hv[t] = S::load(p.h + static_cast<size_t>(b) * p.m_pad + (v0 + t) * S::W);
+          }
+        }
+        acc[g][t] = S::fma(xb, hv[t], acc[g][t]);
+      }
     }
   }
 #pragma GCC unroll 16
@@ -222,8 +253,16 @@ void hadamard_row(const HadamardPlan& p, float* x) {
   if (2 * span == n) hadamard_pass<S, 1>(x, n, span, post);
 }
 
+// S reading the floats of h: for plans without h_signs.
+template <class S>
+struct WithFloatH : S {
+  static constexpr bool kSignBits = false;
+};
+
 template <class S>
 void hadamard_rows(const HadamardPlan& p, float* x, int rows, size_t stride) {
+  if constexpr (S::kSignBits)
+    if (!p.h_signs) return hadamard_rows<WithFloatH<S>>(p, x, rows, stride);
   for (int r = 0; r < rows; ++r) hadamard_row<S>(p, x + static_cast<size_t>(r) * stride);
 }
 
