@@ -1,5 +1,8 @@
 // rotor: one program, one subcommand per job.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
@@ -39,9 +42,21 @@ void print_help() {
       "Exit codes: 0 success, 1 internal error, 2 bad input (path, file, flag, prompt).");
 }
 
+// rotor runs OpenBLAS on the calling thread only (engine/threads.cpp), but OpenBLAS starts its
+// own worker threads as it loads, before main, and they spin for a fraction of a second: enough
+// to take a core from `rotor bench`'s first runs (stories260K one-thread decode medians ranged
+// 33.8k-41.8k tok/s with them, 39.7k-41.4k without). The thread count is read as it loads, so
+// asking for one means running the program anew, once.
+void load_openblas_single_threaded(char** argv) {
+  if (std::getenv("OPENBLAS_NUM_THREADS")) return;
+  setenv("OPENBLAS_NUM_THREADS", "1", 1);
+  execv("/proc/self/exe", argv);  // returns only if it failed: then go on with the threads
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  load_openblas_single_threaded(argv);
   if (argc < 2) {
     print_help();
     return rotor::kExitBadInput;
