@@ -12,47 +12,22 @@ namespace rotor::bench {
 
 namespace {
 
-void run(benchmark::State& state, Isa isa, int head_dim, int bits, int n_pos) {
+// n_q query heads of head_dim over n_pos positions of one KV head. K per position (k_group 0)
+// or in KIVI groups of k_group positions (the last, incomplete group in float); V per position.
+void run(benchmark::State& state, Isa isa, int head_dim, int n_q, int bits, int n_pos,
+         int k_group) {
   const size_t head_bytes = static_cast<size_t>(head_dim) * bits / 8;
+  // K's codes, and its scale and minimum per position or per channel of each complete group.
+  const int k_rows = k_group ? n_pos / k_group * k_group : n_pos;
+  const int k_params = k_group ? n_pos / k_group * head_dim : n_pos;
   std::mt19937 rng(4);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<uint8_t> k_codes(n_pos * head_bytes), v_codes(n_pos * head_bytes);
+  std::vector<uint8_t> k_codes(k_rows * head_bytes), v_codes(n_pos * head_bytes);
   for (uint8_t& c : k_codes) c = static_cast<uint8_t>(rng());
   for (uint8_t& c : v_codes) c = static_cast<uint8_t>(rng());
-  std::vector<float> k_scale(n_pos, 0.01f), k_min(n_pos, -0.5f), v_scale(n_pos, 0.01f),
-      v_min(n_pos, -0.5f), q(head_dim), scores(n_pos), out(head_dim);
-  for (float& v : q) v = uniform(rng);
-  KvView kv;
-  kv.head_dim = head_dim;
-  kv.bits = bits;
-  kv.k_codes = k_codes.data();
-  kv.k_scale = k_scale.data();
-  kv.k_min = k_min.data();
-  kv.v_codes = v_codes.data();
-  kv.v_scale = v_scale.data();
-  kv.v_min = v_min.data();
-  const KernelTable& k = kernels_for(isa);
-  for (auto _ : state) {
-    k.attend(kv, q.data(), 1, n_pos, scores.data(), out.data());
-    benchmark::DoNotOptimize(out.data());
-  }
-  set_work(state, 2.0 * n_pos * (head_bytes + 2 * sizeof(float)), 4.0 * n_pos * head_dim);
-}
-
-// n_q heads of head_dim over n_pos positions: K in KIVI groups of 32 (the last, incomplete
-// group in float), V per position.
-void run_gqa(benchmark::State& state, Isa isa, int head_dim, int n_q, int bits, int n_pos) {
-  constexpr int kGroup = 32;
-  const int groups = n_pos / kGroup;
-  const size_t head_bytes = static_cast<size_t>(head_dim) * bits / 8;
-  std::mt19937 rng(5);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<uint8_t> k_codes(groups * kGroup * head_bytes), v_codes(n_pos * head_bytes);
-  for (uint8_t& c : k_codes) c = static_cast<uint8_t>(rng());
-  for (uint8_t& c : v_codes) c = static_cast<uint8_t>(rng());
-  std::vector<float> k_scale(groups * head_dim, 0.01f), k_min(groups * head_dim, -0.5f),
-      k_float(head_dim * kGroup), v_scale(n_pos, 0.01f), v_min(n_pos, -0.5f), q(n_q * head_dim),
-      scores(n_q * n_pos), out(n_q * head_dim);
+  std::vector<float> k_scale(k_params, 0.01f), k_min(k_params, -0.5f),
+      k_float(static_cast<size_t>(head_dim) * k_group), v_scale(n_pos, 0.01f),
+      v_min(n_pos, -0.5f), q(n_q * head_dim), scores(n_q * n_pos), out(n_q * head_dim);
   for (float& v : k_float) v = uniform(rng);
   for (float& v : q) v = uniform(rng);
   KvView kv;
@@ -61,18 +36,27 @@ void run_gqa(benchmark::State& state, Isa isa, int head_dim, int n_q, int bits, 
   kv.v_codes = v_codes.data();
   kv.v_scale = v_scale.data();
   kv.v_min = v_min.data();
-  kv.k_group = kGroup;
-  kv.k_group_codes = k_codes.data();
-  kv.k_group_scale = k_scale.data();
-  kv.k_group_min = k_min.data();
-  kv.k_float = k_float.data();
-  kv.k_float_stride = kGroup;
+  if (k_group) {
+    kv.k_group = k_group;
+    kv.k_group_codes = k_codes.data();
+    kv.k_group_scale = k_scale.data();
+    kv.k_group_min = k_min.data();
+    kv.k_float = k_float.data();
+    kv.k_float_stride = k_group;
+  } else {
+    kv.k_codes = k_codes.data();
+    kv.k_scale = k_scale.data();
+    kv.k_min = k_min.data();
+  }
   const KernelTable& k = kernels_for(isa);
   for (auto _ : state) {
     k.attend(kv, q.data(), n_q, n_pos, scores.data(), out.data());
     benchmark::DoNotOptimize(out.data());
   }
-  set_work(state, 2.0 * n_pos * (head_bytes + sizeof(float)), 4.0 * n_q * n_pos * head_dim);
+  // Bytes: the K and V codes, V's scale and minimum per position and, per position, K's
+  // (KIVI's per-group ones, 1/k_group as many, are left out).
+  set_work(state, n_pos * (2.0 * head_bytes + (k_group ? 2 : 4) * sizeof(float)),
+           4.0 * n_q * n_pos * head_dim);
 }
 
 }  // namespace
@@ -84,15 +68,15 @@ void register_attention(Isa isa) {
         const std::string detail = "kv" + std::to_string(bits) + "/d" + std::to_string(head_dim) +
                                    "/pos" + std::to_string(n_pos);
         benchmark::RegisterBenchmark(bench_name("attend", isa, detail).c_str(), run, isa,
-                                     head_dim, bits, n_pos)
+                                     head_dim, 1, bits, n_pos, 0)
             ->Unit(benchmark::kMicrosecond);
       }
   struct Gqa { int head_dim, n_q, n_pos; };
   for (const Gqa& g : {Gqa{8, 2, 128}, Gqa{64, 8, 512}, Gqa{64, 8, 4096}}) {
     const std::string detail = "kv4/d" + std::to_string(g.head_dim) + "/h" +
                                std::to_string(g.n_q) + "/pos" + std::to_string(g.n_pos);
-    benchmark::RegisterBenchmark(bench_name("attend_gqa", isa, detail).c_str(), run_gqa, isa,
-                                 g.head_dim, g.n_q, 4, g.n_pos)
+    benchmark::RegisterBenchmark(bench_name("attend_gqa", isa, detail).c_str(), run, isa,
+                                 g.head_dim, g.n_q, 4, g.n_pos, 32)
         ->Unit(benchmark::kMicrosecond);
   }
 }
