@@ -6,9 +6,9 @@
 // 2·255·128 > 32767, so they are widened to 16 bits first and multiplied by madd alone. Every
 // sum is exact, so the results equal the scalar reference. Work goes in register tiles: in
 // prefill 4 rows × 2 tokens, so each weight step is loaded and unpacked once for both tokens
-// and each activation step once for all four rows; in decode 4 rows, or 2 rows × (with small
-// blocks) 4 consecutive blocks. At the end of a block the tile's accumulators are reduced four
-// at a time.
+// and each activation step once for all four rows; in decode 8 rows (one large block at a
+// time), or 2 rows × (with small blocks) 4 consecutive blocks. At the end of a block the
+// tile's accumulators are reduced four at a time.
 //
 // Activation quantization repeats the scalar reference's float operations lane by lane, so
 // codes, scales and zero points are bit-identical. Attention is attend_simd.h over 8 lanes.
@@ -133,16 +133,16 @@ void block_dots_avx2(const PackedMatrix& w, const uint8_t* q, size_t q_stride, i
     return kScalarKernels.block_dots(w, q, q_stride, n_tokens, r0, r1, dots);
   if (w.bits == 8) {
     const DotJob job{w, q, q_stride, r0, r1, dots, nullptr};
-    return tiled_dots<ByteStep8, 2, 2>(job, n_tokens);
+    return tiled_dots<ByteStep8, 2, 2, 8>(job, n_tokens);
   }
   const DotJob job{w, q, q_stride, r0, r1, dots,
                    nibble_offsets(w, q, q_stride, n_tokens, byte_sum)};
   if (narrow)
     narrow_block_dots<HalfStep4>(job, n_tokens);
   else if (w.block % 64 == 0)
-    tiled_dots<ChunkStep4, 2, 2>(job, n_tokens);
+    tiled_dots<ChunkStep4, 2, 2, 8>(job, n_tokens);
   else
-    tiled_dots<HalfStep4, 2, 2>(job, n_tokens);
+    tiled_dots<HalfStep4, 2, 2, 8>(job, n_tokens);
 }
 
 // ---------------------------------------------------------------- activation quantization

@@ -4,9 +4,10 @@
 // sums groups of four into int32 lanes, exactly, so the results equal the scalar reference.
 // Work goes in register tiles: in prefill 4 rows × up to 4 tokens, so each weight step is
 // loaded and unpacked once for all the tile's tokens and each activation step once for all its
-// rows; in decode 4 rows × (with small blocks) 4 consecutive blocks. At the end of a block the
-// tile's accumulators are reduced four at a time. Where the CPU has AMX-INT8, prefill of 16 or
-// more tokens goes through its tile unit instead (see "AMX tiles" below).
+// rows; in decode 16 rows (one large block at a time) or 4 rows × (with small blocks) 4
+// consecutive blocks. At the end of a block the tile's accumulators are reduced four at a
+// time. Where the CPU has AMX-INT8, prefill of 16 or more tokens goes through its tile unit
+// instead (see "AMX tiles" below).
 //
 // Activation quantization repeats the scalar reference's float operations lane by lane, so
 // codes, scales and zero points are bit-identical. Attention is attend_simd.h over 16 lanes.
@@ -112,9 +113,9 @@ struct YmmStep {
 template <int Bits>
 void dots_by_block(const DotJob& job, int n_tokens) {
   if (job.w.block % 64 == 0)
-    tiled_dots<ZmmStep<Bits>, 4, 4>(job, n_tokens);
+    tiled_dots<ZmmStep<Bits>, 4, 4, 16>(job, n_tokens);
   else if (job.w.block % 32 == 0)
-    tiled_dots<YmmStep<Bits>, 4, 4>(job, n_tokens);
+    tiled_dots<YmmStep<Bits>, 4, 4, 16>(job, n_tokens);
   else
     narrow_block_dots<YmmStep<Bits>>(job, n_tokens);
 }

@@ -86,6 +86,9 @@ inline void head_chunks(int n, F&& f) {
   if (h < n) f(h, std::integral_constant<int, 1>{});
 }
 
+// How far ahead dot_tile prefetches the weights, in tiles of its rows.
+constexpr int kPrefetchTiles = 2;
+
 // Block dots of rows [r, r + R) × tokens [t, t + T) × blocks [b0, b1), K blocks at a time.
 template <class S, int R, int T, int K>
 void dot_tile(const DotJob& job, int r, int t, int b0, int b1) {
@@ -117,10 +120,12 @@ void dot_tile(const DotJob& job, int r, int t, int b0, int b1) {
         typename S::Q qv[T];
         unrolled<T>([&](auto k) { qv[k] = S::acts(act[k], col); });
         unrolled<R>([&](auto i) {
-          // The same columns of the next tile's rows, so their loads from memory are under
-          // way early (the hardware prefetcher alone keeps too few in flight).
-          const uint8_t* next = row[i] + R * row_bytes + col * S::kBits / 8;
-          _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
+          // The same columns kPrefetchTiles tiles of rows ahead, so their loads from memory
+          // are under way early (the hardware prefetchers alone keep too few in flight).
+          // Into L2 (T1), not L1: a core has only a few dozen L1 miss buffers, and prefetches
+          // that hold them capped one Zen 4 core's weight stream at ~11–14 GB/s of its 26–31.
+          const uint8_t* ahead = row[i] + kPrefetchTiles * R * row_bytes + col * S::kBits / 8;
+          _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T1);
           const typename S::W wv = S::weights(row[i], col);
           unrolled<T>([&](auto k) {
             V& a = acc[(j * T + k) * R + i];
@@ -183,8 +188,9 @@ constexpr int kPanelBytes = 256 << 10;
 constexpr int kSmallBlock = 256;
 
 // Prefill tiles are 4 rows × PrefillTokens tokens; decode tiles DecodeRows rows × (small
-// blocks) 4 blocks, or 8 rows × 1 (large) block. Both are chosen per ISA to fit its register file.
-template <class S, int PrefillTokens, int DecodeRows>
+// blocks) 4 blocks, or StreamRows rows × 1 (large) block. All are chosen per ISA to fit its
+// register file.
+template <class S, int PrefillTokens, int DecodeRows, int StreamRows>
 void tiled_dots(const DotJob& job, int n_tokens) {
   const PackedMatrix& w = job.w;
   const int nb = w.blocks(), nb4 = w.block <= kSmallBlock ? nb / 4 * 4 : 0;
@@ -195,9 +201,9 @@ void tiled_dots(const DotJob& job, int n_tokens) {
       row_tiles<S, 4, PrefillTokens, 1>(job, t0, t1, 0, nb);
     } else {
       if (nb4 > 0) row_tiles<S, DecodeRows, 1, 4>(job, t0, t1, 0, nb4);
-      // Large blocks one at a time, 8 rows per tile: against 4, the longer tiles keep more
-      // of the weight stream in flight and read ~5–15% faster from memory (gemv_dram).
-      if (nb4 < nb) row_tiles<S, 8, 1, 1>(job, t0, t1, nb4, nb);
+      // Large blocks one at a time, StreamRows rows per tile: longer tiles keep more of the
+      // weight stream in flight and read faster from memory (gemv_dram).
+      if (nb4 < nb) row_tiles<S, StreamRows, 1, 1>(job, t0, t1, nb4, nb);
     }
   }
 }
