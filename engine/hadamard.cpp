@@ -87,7 +87,8 @@ HadamardTransform::HadamardTransform(size_t n, const std::vector<int8_t>& h_m, u
     // The sign bits only where the floats outgrow L1 (more than 32 KB: m ≥ 108). Below, the
     // floats stay in L1 and read faster than the bits turn into vectors.
     const bool bits = hm_.size() * sizeof(float) > 32 * 1024;
-    hm_signs_.assign(bits ? static_cast<size_t>((m + 31) / 32) * m_pad_ : 0, 0);
+    const size_t words = m_pad_ / 16;  // sign words per row
+    hm_signs_.assign(bits ? m * words : 0, 0);
     hmt_signs_.assign(hm_signs_.size(), 0);
     for (int r = 0; r < m; ++r)
       for (int c = 0; c < m; ++c) {
@@ -95,8 +96,8 @@ HadamardTransform::HadamardTransform(size_t n, const std::vector<int8_t>& h_m, u
         hm_[static_cast<size_t>(r) * m_pad_ + c] = v;
         hmt_[static_cast<size_t>(c) * m_pad_ + r] = v;
         if (bits && v < 0) {
-          hm_signs_[static_cast<size_t>(r / 32) * m_pad_ + c] |= 0x80000000u >> (r % 32);
-          hmt_signs_[static_cast<size_t>(c / 32) * m_pad_ + r] |= 0x80000000u >> (c % 32);
+          hm_signs_[r * words + c / 16] |= static_cast<uint16_t>(1u << (c % 16));
+          hmt_signs_[c * words + r / 16] |= static_cast<uint16_t>(1u << (r % 16));
         }
       }
   }

@@ -87,7 +87,7 @@ class HadamardTransform {
   int m_pad_ = 0;              // rows of hm_/hmt_: m rounded up to kHadamardPad, zero-padded
   std::vector<float> hm_;      // H_m as floats (empty when m == 1)
   std::vector<float> hmt_;     // H_mᵀ as floats
-  std::vector<uint32_t> hm_signs_, hmt_signs_;  // the same as sign bits (HadamardPlan::h_signs)
+  std::vector<uint16_t> hm_signs_, hmt_signs_;  // the same as sign bits (HadamardPlan::h_signs)
 };
 
 }  // namespace rotor

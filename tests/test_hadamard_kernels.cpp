@@ -21,7 +21,7 @@ namespace {
 // need not be a Hadamard matrix here.
 struct RandomPlan {
   std::vector<float> h, pre, post;
-  std::vector<uint32_t> h_signs;
+  std::vector<uint16_t> h_signs;
   HadamardPlan p;
 
   RandomPlan(int log2, int m, bool with_pre, bool with_post, std::mt19937& rng) {
@@ -36,10 +36,11 @@ struct RandomPlan {
       for (int b = 0; b < m; ++b)
         for (int d = 0; d < m; ++d) h[b * p.m_pad + d] = coin(rng) ? 1.0f : -1.0f;
       p.h = h.data();
-      h_signs.assign(static_cast<size_t>((m + 31) / 32) * p.m_pad, 0);  // HadamardPlan's layout
+      const int words = p.m_pad / 16;  // HadamardPlan's layout: 16 columns per word
+      h_signs.assign(static_cast<size_t>(m) * words, 0);
       for (int b = 0; b < m; ++b)
         for (int d = 0; d < m; ++d)
-          if (h[b * p.m_pad + d] < 0) h_signs[b / 32 * p.m_pad + d] |= 0x80000000u >> (b % 32);
+          if (h[b * p.m_pad + d] < 0) h_signs[b * words + d / 16] |= 1u << (d % 16);
       p.h_signs = h_signs.data();
     }
     const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(p.n));

@@ -24,16 +24,9 @@ struct Avx512 {
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static constexpr bool kSignBits = true;
-  static V copysign1(V v) {
-    const __m512i one = _mm512_castps_si512(_mm512_set1_ps(1.0f));
-    const __m512i sign = _mm512_set1_epi32(INT32_MIN);
-    // Bitwise (v & sign) | one: 0xEC = (A & C) | B.
-    return _mm512_castsi512_ps(
-        _mm512_ternarylogic_epi32(_mm512_castps_si512(v), one, sign, 0xEC));
-  }
-  static V shl1(V v) {
-    const __m512i i = _mm512_castps_si512(v);
-    return _mm512_castsi512_ps(_mm512_add_epi32(i, i));
+  // −1 in the lanes whose bit is set, +1 in the others: the word is the blend's mask.
+  static V signs(uint16_t word) {
+    return _mm512_mask_blend_ps(word, _mm512_set1_ps(1.0f), _mm512_set1_ps(-1.0f));
   }
   // Stage h: lane i takes partner + v (bit h of i clear) or partner − v (set); v·(±1) is exact,
   // so the fused multiply-add rounds exactly like the scalar add/sub.

@@ -7,19 +7,15 @@
 // mul, fma(a, b, c) = a·b + c (one rounding); load_part/store_part(p, .., k), the first k < W
 // lanes (loads zero the rest); fwht(v), the butterfly stages 1, 2, .., W/2 between the lanes of
 // one vector (lane i with lane i ^ h); kSignBits, whether the dense product reads h as the bits
-// p.h_signs (when the plan has them) rather than the floats p.h, with then copysign1(v), ±1 with
-// the sign of each lane of v, and shl1(v), each lane's 32 bits shifted left by one (to the next
-// row's sign).
+// p.h_signs (when the plan has them) rather than the floats p.h, with then signs(word), the ±1
+// vector of one 16-bit word of them (W = 16).
 //
 // Why bits: the same ±1 vectors reach the same fused multiply-adds, so no result changes, but
-// the bits (4.2 KB at m = 172) stay in L1 where the floats (121 KB) come from L2, or from beyond
+// the bits (3.8 KB at m = 172) stay in L1 where the floats (121 KB) come from L2, or from beyond
 // when other work (the rest of the forward pass, an SMT sibling) has used L2 in between. The
-// price, a ternary-logic operation and a shift per vector of h, suits AVX-512's two FMA ports:
-// at m = 172 a call takes about 0.8 µs instead of 1.1-1.3 (1.6 instead of 5.8 with h out of
-// L2); only where the floats stay hot and each row of h serves kBlocks blocks (n = 11008, back
-// to back) do the bits cost a few percent more. Floats that fit in L1 (m ≤ 60) beat the bits,
-// so those plans carry none. AVX2 and NEON keep the floats: without ternary logic a vector of
-// signs would cost them two or three operations where a load costs none.
+// price, one masked blend per vector of h (the word is its mask), suits AVX-512. AVX2 and NEON
+// keep the floats: without mask registers a vector of signs would cost them two or three
+// operations where a load costs none.
 //
 // Order of work per row: pre and the dense m×m product over groups of kBlocks blocks (each row
 // of h is loaded once per group); or, when m == 1, pre and the first stages in registers; then
@@ -59,15 +55,10 @@ inline void hadamard_dense_tile(const float* x, const HadamardPlan& p, int v0, f
   for (int g = 0; g < G; ++g)
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t) acc[g][t] = S::zero();
-  // kSignBits: the tile's words of h_signs for the 32 rows from b & ~31 (loaded as floats, only
-  // their bits matter), shifted so that row b's sign is at the sign bit. Zeroed only so that the
-  // compiler sees them set: b = 0 loads them.
-  typename S::V bits[T];
-#pragma GCC unroll 16
-  for (int t = 0; t < T; ++t) bits[t] = S::zero();
+  if constexpr (S::kSignBits) static_assert(S::W == 16, "one sign word per vector");
   for (int b = 0; b < p.m; ++b) {
     // h(b, columns of vector t), made at its first use (g = 0): a single block's tile then keeps
-    // one alive, not T beside T accumulators and T words of bits.
+    // one alive, not T beside T accumulators.
     typename S::V hv[T];
 #pragma GCC unroll 16
     for (int g = 0; g < G; ++g) {
@@ -75,15 +66,10 @@ inline void hadamard_dense_tile(const float* x, const HadamardPlan& p, int v0, f
 #pragma GCC unroll 16
       for (int t = 0; t < T; ++t) {
         if (g == 0) {
-          if constexpr (S::kSignBits) {
-            if (b % 32 == 0)
-              bits[t] = S::load(reinterpret_cast<const float*>(p.h_signs) +
-                                static_cast<size_t>(b / 32) * p.m_pad + (v0 + t) * S::W);
-            hv[t] = S::copysign1(bits[t]);
-            bits[t] = S::shl1(bits[t]);
-          } else {
+          if constexpr (S::kSignBits)
+            hv[t] = S::signs(p.h_signs[static_cast<size_t>(b) * (p.m_pad / 16) + v0 + t]);
+          else
             hv[t] = S::load(p.h + static_cast<size_t>(b) * p.m_pad + (v0 + t) * S::W);
-          }
         }
         acc[g][t] = S::fma(xb, hv[t], acc[g][t]);
       }

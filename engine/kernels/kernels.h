@@ -121,12 +121,12 @@ struct HadamardPlan {
   // kHadamardPad reads whole vectors. m_pad = m rounded up to a multiple of kHadamardPad.
   const float* h = nullptr;
   int m_pad = 0;
-  // Null, or the same h as sign bits, by column, in ⌈m/32⌉·m_pad words: bit 31 − j of
-  // h_signs[q·m_pad + d] is set when h(32·q + j, d) = −1 (rows past m and columns past m clear).
-  // 32× smaller than h (4.2 KB at m = 172), so it stays in L1: the AVX-512 kernel reads h this
-  // way when given (row b's signs at the float sign bit after b mod 32 doublings), the others
-  // always read the floats. HadamardTransform gives it when h outgrows L1 (m ≥ 108).
-  const uint32_t* h_signs = nullptr;
+  // Null, or the same h as sign bits, 16 columns per word: bit j of h_signs[b·m_pad/16 + v] is
+  // set when h(b, 16·v + j) = −1 (columns past m clear). 32× smaller than h (3.8 KB at m = 172),
+  // so it stays in L1: the AVX-512 kernel reads h this way when given (each word a lane mask
+  // that picks +1 or −1), the others always read the floats. HadamardTransform gives it when h
+  // outgrows L1 (m ≥ 108).
+  const uint16_t* h_signs = nullptr;
   const float* pre = nullptr;
   const float* post = nullptr;
 };
