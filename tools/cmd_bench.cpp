@@ -5,11 +5,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -19,6 +18,7 @@
 #include "engine/session.h"
 #include "engine/step_profile.h"
 #include "engine/threads.h"
+#include "tools/bandwidth_probe.h"
 #include "tools/cli_model.h"
 #include "tools/commands.h"
 
@@ -41,35 +41,6 @@ Spread spread(std::vector<double> v) {
   return {median, v.front(), v.back()};
 }
 
-// Read bandwidth: `threads` threads each sum their slice of a buffer much larger than the
-// caches with the kernels' byte total (the widest vector loads this CPU has: a plain loop
-// compiled for the baseline ISA reads measurably slower); the best of a few passes, in bytes
-// per second.
-double read_bandwidth(int threads) {
-  const size_t bytes = size_t{512} << 20;
-  std::vector<uint8_t> storage(bytes + 64);
-  // Slices start on cache lines: loads that straddle two lines read measurably slower.
-  uint8_t* const buf = storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
-  for (size_t i = 0; i < bytes; ++i) buf[i] = static_cast<uint8_t>(i);  // touch every page
-  const KernelTable& k = kernels();
-  double best = 0.0;
-  std::vector<uint64_t> sink(threads);
-  for (int pass = 0; pass < 5; ++pass) {
-    std::vector<std::thread> pool;
-    const auto t0 = Clock::now();
-    for (int t = 0; t < threads; ++t)
-      pool.emplace_back([&, t] {
-        const size_t per = bytes / threads;
-        sink[t] = k.byte_total(buf + t * per, per);
-      });
-    for (auto& th : pool) th.join();
-    best = std::max(best, bytes / seconds(t0, Clock::now()));
-  }
-  volatile uint64_t keep = 0;
-  for (uint64_t s : sink) keep = keep + s;
-  return best;
-}
-
 // The steps that took any time, in forward-pass order, with their share of the total.
 std::vector<std::pair<const char*, double>> step_shares(const StepProfile& p) {
   std::vector<std::pair<const char*, double>> out;
@@ -90,10 +61,13 @@ int cmd_bench(int argc, char** argv) {
   Args args("bench", "-m MODEL [options]",
             "Measures prefill (P prompt tokens at once) and decode (N tokens one at a time,\n"
             "greedy) tokens/s over R repeats, the peak memory, the bytes of weights read per\n"
-            "decoded token, the machine's memory read bandwidth (measured in the same run), and\n"
-            "the fraction of the decode roofline reached = bytes/token × tok/s ÷ bandwidth.\n"
-            "The prompt is random token ids (fixed seed). --threads sizes the engine's thread\n"
-            "pool; the bandwidth test uses as many threads.");
+            "decoded token, the machine's memory read bandwidth (sampled right after each\n"
+            "repeat's decode), and the fraction of the decode roofline reached = bytes/token ×\n"
+            "tok/s ÷ bandwidth (the median over the repeats, each against its own sample). An\n"
+            "untimed warm-up pass comes first; the bandwidth test then clears the caches, so each\n"
+            "prefill starts cold, as a prompt after idle time does. The prompt is random token\n"
+            "ids (fixed seed). --threads sizes the engine's thread pool; the bandwidth test uses\n"
+            "as many threads.");
   add_model_options(args);
   args.option("prompt-tokens", 'p', "P", "prompt tokens for prefill", "512");
   args.option("n-tokens", 'n', "N", "tokens to decode", "128");
@@ -129,26 +103,48 @@ int cmd_bench(int argc, char** argv) {
   for (int& t : prompt) t = token(rng);
 
   Session session(model, std::max(P, depth) + N);
-  std::vector<double> prefill, decode, deep;
+  auto run_prefill = [&] {
+    session.reset();
+    return session.prefill(prompt);
+  };
+  auto run_decode = [&](const float* logits, int n) {
+    for (int i = 0; i < n; ++i) logits = session.decode(argmax(logits, c.vocab_size));
+  };
+  auto run_at_depth = [&](int n, int seed) {
+    session.reset();
+    session.fill_context(depth, seed);
+    run_decode(session.decode(prompt[0]), n - 1);
+  };
+  // A warm-up pass first, as llama-bench has: it faults the mapped weights in and makes every
+  // allocation the timed repeats make, so the peak memory read after it is theirs (the
+  // bandwidth probe's buffer comes after it and is not counted).
+  run_decode(run_prefill(), std::min(N, 1));
+  if (depth > 0) run_at_depth(1, 0);
+  rusage ru;
+  ::getrusage(RUSAGE_SELF, &ru);
+  const double peak = ru.ru_maxrss * 1024.0;
+  BandwidthProbe probe(threads);
+
+  const double bytes_per_token = static_cast<double>(model.weight_bytes_per_token());
+  std::vector<double> prefill, decode, deep, bandwidth, roofline;
   // Timing the steps costs a clock read per step: the profiled passes are the decode ones only.
   StepProfile profile;
   const bool profiling = args.has("profile");
   for (int r = 0; r < R; ++r) {
-    session.reset();
     auto t0 = Clock::now();
-    const float* logits = session.prefill(prompt);
-    auto t1 = Clock::now();
-    prefill.push_back(P / seconds(t0, t1));
+    const float* logits = run_prefill();
+    prefill.push_back(P / seconds(t0, Clock::now()));
     if (profiling) session.set_profile(&profile);
-    for (int i = 0; i < N; ++i) logits = session.decode(argmax(logits, c.vocab_size));
-    if (N > 0) decode.push_back(N / seconds(t1, Clock::now()));
+    t0 = Clock::now();
+    run_decode(logits, N);
+    if (N > 0) decode.push_back(N / seconds(t0, Clock::now()));
     session.set_profile(nullptr);
+    // The bandwidth right after the decode it is set against.
+    bandwidth.push_back(probe.sample());
+    roofline.push_back(N > 0 ? bytes_per_token * decode.back() / bandwidth.back() : 0.0);
     if (depth > 0) {
-      session.reset();
-      session.fill_context(depth, r);
-      int next = prompt[0];
       t0 = Clock::now();
-      for (int i = 0; i < N; ++i) next = argmax(session.decode(next), c.vocab_size);
+      run_at_depth(N, r);
       deep.push_back(N / seconds(t0, Clock::now()));
     }
   }
@@ -157,12 +153,8 @@ int cmd_bench(int argc, char** argv) {
   const Spread at_depth = depth > 0 ? spread(deep) : Spread{0, 0, 0};
   // How much slower decode is at depth than from an empty context (medians).
   const double slowdown = depth > 0 ? dec.median / at_depth.median - 1.0 : 0.0;
-  rusage ru;
-  ::getrusage(RUSAGE_SELF, &ru);
-  const double peak = ru.ru_maxrss * 1024.0;  // before the bandwidth buffer is allocated
-  const double bytes_per_token = static_cast<double>(model.weight_bytes_per_token());
-  const double bandwidth = read_bandwidth(threads);
-  const double roofline = bytes_per_token * dec.median / bandwidth;
+  const Spread bw = spread(bandwidth);
+  const double roof = spread(roofline).median;
 
   if (args.has("json")) {
     auto s = [](const Spread& x) {
@@ -174,7 +166,7 @@ int cmd_bench(int argc, char** argv) {
                         {"decode_tokens", N},            {"repeat", R},
                         {"prefill_tok_s", s(pre)},       {"decode_tok_s", s(dec)},
                         {"peak_rss_bytes", peak},        {"weight_bytes_per_token", bytes_per_token},
-                        {"read_bandwidth_bytes_s", bandwidth}, {"roofline_fraction", roofline}};
+                        {"read_bandwidth_bytes_s", s(bw)}, {"roofline_fraction", roof}};
     if (profiling) {
       nlohmann::json& shares = j["decode_step_share"];
       for (const auto& [name, share] : step_shares(profile)) shares[name] = share;
@@ -206,8 +198,9 @@ int cmd_bench(int argc, char** argv) {
   }
   std::printf("memory     peak %.1f MB; %.3f MB of weights read per decoded token\n", peak / 1e6,
               bytes_per_token / 1e6);
-  std::printf("roofline   read bandwidth %.1f GB/s -> %.1f%% of the decode roofline\n",
-              bandwidth / 1e9, 100.0 * roofline);
+  std::printf("roofline   read bandwidth %.1f GB/s median (%.1f .. %.1f, after each run) -> "
+              "%.1f%% of the decode roofline\n",
+              bw.median / 1e9, bw.min / 1e9, bw.max / 1e9, 100.0 * roof);
   return 0;
 }
 

@@ -1,0 +1,28 @@
+// The machine's memory read bandwidth, for rotor bench's decode roofline. Sampled once per
+// repeat, right after that repeat's decode: on a shared or virtual machine the bandwidth a core
+// pair gets can change by half within seconds (seen here: 35 and 65 GB/s minutes apart), so a
+// single probe would set every repeat's decode against whichever state it happened to catch.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace rotor {
+
+class BandwidthProbe {
+ public:
+  // A buffer much larger than the caches, touched once here (so later samples read memory,
+  // not fresh zero pages).
+  BandwidthProbe(int threads, size_t bytes = size_t{512} << 20);
+  // Bytes per second: `threads` threads each sum their slice with the kernels' byte total (the
+  // widest vector loads this CPU has); the best of a few passes.
+  double sample();
+
+ private:
+  int threads_;
+  size_t bytes_;
+  std::vector<uint8_t> storage_;
+  uint8_t* buf_;  // storage_ from its first cache line
+};
+
+}  // namespace rotor
