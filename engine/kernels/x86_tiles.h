@@ -171,13 +171,13 @@ void token_tiles(const DotJob& job, int r, int t0, int t1, int b0, int b1) {
     if (t < t1) token_tiles<S, R, T - 1, K>(job, r, t, t1, b0, b1);
 }
 
-// Rows in tiles of R, the remainder one by one.
+// Rows from r in tiles of R (a power of two), the remainder in tiles of R/2, R/4, .., 1.
 template <class S, int R, int T, int K>
-void row_tiles(const DotJob& job, int t0, int t1, int b0, int b1) {
-  int r = job.r0;
+void row_tiles(const DotJob& job, int r, int t0, int t1, int b0, int b1) {
+  static_assert((R & (R - 1)) == 0, "row tiles halve down to one row");
   for (; r + R <= job.r1; r += R) token_tiles<S, R, T, K>(job, r, t0, t1, b0, b1);
   if constexpr (R > 1)
-    for (; r < job.r1; ++r) token_tiles<S, 1, T, K>(job, r, t0, t1, b0, b1);
+    if (r < job.r1) row_tiles<S, R / 2, T, K>(job, r, t0, t1, b0, b1);
 }
 
 // Tokens per panel: about this many activation bytes, which stay in L2 while every tile of
@@ -198,12 +198,12 @@ void tiled_dots(const DotJob& job, int n_tokens) {
   for (int t0 = 0; t0 < n_tokens; t0 += panel) {
     const int t1 = std::min(n_tokens, t0 + panel);
     if (t1 - t0 > 1) {
-      row_tiles<S, 4, PrefillTokens, 1>(job, t0, t1, 0, nb);
+      row_tiles<S, 4, PrefillTokens, 1>(job, job.r0, t0, t1, 0, nb);
     } else {
-      if (nb4 > 0) row_tiles<S, DecodeRows, 1, 4>(job, t0, t1, 0, nb4);
+      if (nb4 > 0) row_tiles<S, DecodeRows, 1, 4>(job, job.r0, t0, t1, 0, nb4);
       // Large blocks one at a time, StreamRows rows per tile: longer tiles keep more of the
       // weight stream in flight and read faster from memory (gemv_dram).
-      if (nb4 < nb) row_tiles<S, StreamRows, 1, 1>(job, t0, t1, nb4, nb);
+      if (nb4 < nb) row_tiles<S, StreamRows, 1, 1>(job, job.r0, t0, t1, nb4, nb);
     }
   }
 }
