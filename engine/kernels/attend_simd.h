@@ -198,25 +198,40 @@ void token_scores(const KvView& kv, const float* qg, int lanes, const float* q_s
   }
 }
 
-// Softmax numerators e_t = exp(score − max) of one head in one pass that also makes scores the
-// weights e_t·v_scale_t of the V codes and sums e_t and e_t·v_min_t: returns 1 / Σ e_t and
-// sets min_term = Σ e_t·v_min_t (out is normalized once at the end).
-template <class S>
-float softmax_weights(const KvView& kv, float* scores, int n_pos, float* min_term) {
+// Softmax numerators e_t = exp(score − max) of H heads (scores of head h from scores +
+// h·n_pos) in one pass that also makes scores the weights e_t·v_scale_t of the V codes and sums
+// e_t and e_t·v_min_t: sets inv_sum[h] = 1 / Σ e_t and min_term[h] = Σ e_t·v_min_t (out is
+// normalized once at the end). The heads go side by side, so their exponentials' dependent
+// chains overlap and each V scale and minimum is loaded once for all of them.
+template <class S, int H>
+void softmax_weights(const KvView& kv, float* scores, int n_pos, float* inv_sum,
+                     float* min_term) {
   using V = typename S::V;
-  V top = S::set1(scores[0]);
-  for (int t = 0; t < n_pos; t += S::W) top = S::max_part(top, scores + t, S::first(n_pos - t));
-  const V max_v = S::set1(S::reduce_max(top));
-  V sum_v = S::zero(), min_v = S::zero();
+  V top[H], sum_v[H], min_v[H];
+  unrolled<H>([&](auto h) { top[h] = S::set1(scores[h * n_pos]); });
   for (int t = 0; t < n_pos; t += S::W) {
     const auto m = S::first(n_pos - t);
-    const V e = S::keep(S::exp(S::sub(S::load_part(scores + t, m), max_v)), m);
-    sum_v = S::add(sum_v, e);
-    min_v = S::fma(e, S::load_part(kv.v_min + t, m), min_v);
-    S::store_part(scores + t, m, S::mul(e, S::load_part(kv.v_scale + t, m)));
+    unrolled<H>([&](auto h) { top[h] = S::max_part(top[h], scores + h * n_pos + t, m); });
   }
-  *min_term = S::reduce_add(min_v);
-  return 1.0f / S::reduce_add(sum_v);
+  unrolled<H>([&](auto h) {
+    top[h] = S::set1(S::reduce_max(top[h]));
+    sum_v[h] = min_v[h] = S::zero();
+  });
+  for (int t = 0; t < n_pos; t += S::W) {
+    const auto m = S::first(n_pos - t);
+    const V v_min = S::load_part(kv.v_min + t, m), v_scale = S::load_part(kv.v_scale + t, m);
+    unrolled<H>([&](auto h) {
+      float* s = scores + h * n_pos + t;
+      const V e = S::keep(S::exp(S::sub(S::load_part(s, m), top[h])), m);
+      sum_v[h] = S::add(sum_v[h], e);
+      min_v[h] = S::fma(e, v_min, min_v[h]);
+      S::store_part(s, m, S::mul(e, v_scale));
+    });
+  }
+  unrolled<H>([&](auto h) {
+    min_term[h] = S::reduce_add(min_v[h]);
+    inv_sum[h] = 1.0f / S::reduce_add(sum_v[h]);
+  });
 }
 
 template <class S, int Bits>
@@ -249,9 +264,10 @@ void attend_vec(const KvView& kv, const float* q, int n_q, int n_pos, float* sco
                                                  scores + static_cast<size_t>(h0) * n_pos, n_pos);
     });
   }
-  for (int h = 0; h < n_q; ++h)
-    inv_sum[h] =
-        softmax_weights<S>(kv, scores + static_cast<size_t>(h) * n_pos, n_pos, &min_term[h]);
+  head_chunks(n_q, [&](int h0, auto heads) {
+    softmax_weights<S, decltype(heads)::value>(kv, scores + static_cast<size_t>(h0) * n_pos,
+                                               n_pos, inv_sum + h0, min_term + h0);
+  });
   head_chunks(n_q, [&](int h0, auto heads) {
     constexpr int H = decltype(heads)::value;
     const float* weights = scores + static_cast<size_t>(h0) * n_pos;
