@@ -110,10 +110,14 @@ int cmd_bench(int argc, char** argv) {
   auto run_decode = [&](const float* logits, int n) {
     for (int i = 0; i < n; ++i) logits = session.decode(argmax(logits, c.vocab_size));
   };
+  // n tokens decoded after `depth` positions of random cached keys and values: the decode's
+  // seconds (filling the cache is not timed).
   auto run_at_depth = [&](int n, int seed) {
     session.reset();
     session.fill_context(depth, seed);
+    const auto t0 = Clock::now();
     run_decode(session.decode(prompt[0]), n - 1);
+    return seconds(t0, Clock::now());
   };
   // A warm-up pass first, as llama-bench has: it faults the mapped weights in and makes every
   // allocation the timed repeats make, so the peak memory read after it is theirs (the
@@ -142,11 +146,7 @@ int cmd_bench(int argc, char** argv) {
     // The bandwidth right after the decode it is set against.
     bandwidth.push_back(probe.sample());
     roofline.push_back(N > 0 ? bytes_per_token * decode.back() / bandwidth.back() : 0.0);
-    if (depth > 0) {
-      t0 = Clock::now();
-      run_at_depth(N, r);
-      deep.push_back(N / seconds(t0, Clock::now()));
-    }
+    if (depth > 0) deep.push_back(N / run_at_depth(N, r));
   }
   const Spread pre = spread(prefill);
   const Spread dec = N > 0 ? spread(decode) : Spread{0, 0, 0};
