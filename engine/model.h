@@ -63,7 +63,8 @@ struct Model {
 
   // Keeps a converted tensor alive for the model's lifetime and returns its data.
   const float* keep(std::vector<float>&& tensor);
-  // Bytes of weights one decoded token reads (all linears + one embedding row).
+  // Bytes of weights one decoded token reads: all linears, psot-layer's residual blocks and
+  // one embedding row.
   uint64_t weight_bytes_per_token() const;
 };
 
