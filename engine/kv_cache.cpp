@@ -62,17 +62,17 @@ KvCache::KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits, 
       head_bytes_(static_cast<size_t>(head_dim) * (bits >= 16 ? 4 : bits) / 8) {
   const size_t slots = static_cast<size_t>(n_layers) * ctx * n_kv_heads;
   if (bits_ == 32) {
-    kf_.resize(slots * head_dim);
-    vf_.resize(slots * head_dim);
+    kf_ = ZeroedArray<float>(slots * head_dim);
+    vf_ = ZeroedArray<float>(slots * head_dim);
     return;
   }
-  vq_.resize(slots * head_bytes_);
-  v_scale_.resize(slots);
-  v_min_.resize(slots);
+  vq_ = ZeroedArray<uint8_t>(slots * head_bytes_);
+  v_scale_ = ZeroedArray<float>(slots);
+  v_min_ = ZeroedArray<float>(slots);
   if (k_group == 0) {
-    kq_.resize(slots * head_bytes_);
-    k_scale_.resize(slots);
-    k_min_.resize(slots);
+    kq_ = ZeroedArray<uint8_t>(slots * head_bytes_);
+    k_scale_ = ZeroedArray<float>(slots);
+    k_min_ = ZeroedArray<float>(slots);
     return;
   }
   // The kernels step through a channel's codes 8 bytes (16 nibbles) at a time.
@@ -83,9 +83,9 @@ KvCache::KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits, 
   n_groups_ = ctx / k_group;
   group_bytes_ = static_cast<size_t>(head_dim) * k_group * bits_ / 8;
   const size_t groups = static_cast<size_t>(n_layers) * n_kv_heads * n_groups_;
-  kg_codes_.resize(groups * group_bytes_);
-  kg_scale_.resize(groups * head_dim);
-  kg_min_.resize(groups * head_dim);
+  kg_codes_ = ZeroedArray<uint8_t>(groups * group_bytes_);
+  kg_scale_ = ZeroedArray<float>(groups * head_dim);
+  kg_min_ = ZeroedArray<float>(groups * head_dim);
   k_partial_.resize(static_cast<size_t>(n_layers) * k_group * n_kv_heads * head_dim);
   stored_.assign(n_layers, 0);
 }

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/zeroed_array.h"
+
 namespace rotor {
 
 class KvCache {
@@ -43,15 +45,16 @@ class KvCache {
 
   int ctx_, n_kv_heads_, head_dim_, bits_;
   size_t head_bytes_;  // bytes of one quantized head vector
-  std::vector<float> kf_, vf_;           // float storage: [layer][head][pos][head_dim]
-  std::vector<uint8_t> kq_, vq_;         // code storage:  [layer][head][pos][head_bytes]
-  std::vector<float> k_scale_, k_min_, v_scale_, v_min_;  // [layer][head][pos]
+  // Sized for every position of the context; a page is only materialized when first used.
+  ZeroedArray<float> kf_, vf_;           // float storage: [layer][head][pos][head_dim]
+  ZeroedArray<uint8_t> kq_, vq_;         // code storage:  [layer][head][pos][head_bytes]
+  ZeroedArray<float> k_scale_, k_min_, v_scale_, v_min_;  // [layer][head][pos]
 
   // The K groups (k_group_ > 0).
   int k_group_ = 0, n_groups_ = 0;
   size_t group_bytes_ = 0;               // codes of one (head, group): head_dim · G · bits / 8
-  std::vector<uint8_t> kg_codes_;        // [layer][head][group][channel][G · bits / 8]
-  std::vector<float> kg_scale_, kg_min_;  // [layer][head][group][channel]
+  ZeroedArray<uint8_t> kg_codes_;        // [layer][head][group][channel][G · bits / 8]
+  ZeroedArray<float> kg_scale_, kg_min_;  // [layer][head][group][channel]
   // Each layer's newest group in float, channel by channel as the codes (attention's scores
   // of those positions are then vectorized over positions): [layer][head][head_dim][G].
   std::vector<float> k_partial_;

@@ -31,16 +31,16 @@ Session::Session(const Model& model, int ctx)
       cache_(c_.n_layers, ctx_, c_.n_kv_heads, c_.head_dim(), model.kv_bits(),
              model.recipe.kv_k_group) {
   const size_t B = max_batch_;
-  x_.resize(B * c_.dim);
-  xb_.resize(B * c_.dim);
-  q_.resize(B * c_.dim);
-  k_.resize(B * c_.kv_dim());
-  v_.resize(B * c_.kv_dim());
-  att_.resize(B * c_.dim);
-  gate_.resize(B * c_.hidden_dim);
-  up_.resize(B * c_.hidden_dim);
+  x_ = ZeroedArray<float>(B * c_.dim);
+  xb_ = ZeroedArray<float>(B * c_.dim);
+  q_ = ZeroedArray<float>(B * c_.dim);
+  k_ = ZeroedArray<float>(B * c_.kv_dim());
+  v_ = ZeroedArray<float>(B * c_.kv_dim());
+  att_ = ZeroedArray<float>(B * c_.dim);
+  gate_ = ZeroedArray<float>(B * c_.hidden_dim);
+  up_ = ZeroedArray<float>(B * c_.hidden_dim);
   scores_.resize(ctx_);
-  logits_.resize(B * c_.vocab_size);
+  logits_ = ZeroedArray<float>(B * c_.vocab_size);
 }
 
 void Session::rewind(int pos) {

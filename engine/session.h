@@ -9,6 +9,7 @@
 #include "engine/model.h"
 #include "engine/ops.h"
 #include "engine/step_profile.h"
+#include "engine/zeroed_array.h"
 
 namespace rotor {
 
@@ -65,8 +66,9 @@ class Session {
   StepProfile* profile_ = nullptr;
   Rope rope_;
   KvCache cache_;
-  // Scratch, sized for max_batch_ rows.
-  std::vector<float> x_, xb_, q_, k_, v_, att_, gate_, up_, scores_, logits_;
+  // Scratch, sized for max_batch_ rows (a short prompt touches only its first rows' pages).
+  ZeroedArray<float> x_, xb_, q_, k_, v_, att_, gate_, up_, logits_;
+  std::vector<float> scores_;  // attention scores: ctx_ floats per worker
 };
 
 }  // namespace rotor
