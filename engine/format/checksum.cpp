@@ -22,8 +22,19 @@ inline uint64_t lane(uint64_t acc, uint64_t v) { return rotl(acc + v * kP2, 31) 
 Checksum::Checksum() : lanes_{kP1 + kP2, kP2, 0, 0 - kP1} {}
 
 void Checksum::stripes(const uint8_t* p, size_t n) {
-  for (const uint8_t* end = p + n; p < end; p += 32)
-    for (int i = 0; i < 4; ++i) lanes_[i] = lane(lanes_[i], load64(p + 8 * i));
+  // The lanes in locals: p is bytes, which may alias anything, so lanes_ itself would go
+  // through memory at every step (at a third of the speed).
+  uint64_t a = lanes_[0], b = lanes_[1], c = lanes_[2], d = lanes_[3];
+  for (const uint8_t* end = p + n; p < end; p += 32) {
+    a = lane(a, load64(p));
+    b = lane(b, load64(p + 8));
+    c = lane(c, load64(p + 16));
+    d = lane(d, load64(p + 24));
+  }
+  lanes_[0] = a;
+  lanes_[1] = b;
+  lanes_[2] = c;
+  lanes_[3] = d;
 }
 
 void Checksum::update(const void* data, size_t size) {
