@@ -123,7 +123,7 @@ void dot_tile(const DotJob& job, int r, int t, int b0, int b1) {
           // The same columns kPrefetchTiles tiles of rows ahead, so their loads from memory
           // are under way early (the hardware prefetchers alone keep too few in flight).
           // Into L2 (T1), not L1: a core has only a few dozen L1 miss buffers, and prefetches
-          // that hold them capped one Zen 4 core's weight stream at ~11–14 GB/s of its 26–31.
+          // that hold them capped one Zen 4 core's weight stream at 11–20 GB/s of its 26–31.
           const uint8_t* ahead = row[i] + kPrefetchTiles * R * row_bytes + col * S::kBits / 8;
           _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T1);
           const typename S::W wv = S::weights(row[i], col);
