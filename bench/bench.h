@@ -18,6 +18,8 @@ void register_activations(Isa isa);
 void register_attention(Isa isa);
 // The normalized Hadamard transform (the hadamard entry) at hidden, MLP and head sizes.
 void register_hadamard(Isa isa);
+// psot-layer's f16 residual blocks: vecmat_f16 from memory, and f16_to_f32.
+void register_f16(Isa isa);
 
 // Per-iteration work: `bytes` read from memory (weights, cache) and `ops` arithmetic
 // operations (a multiply-add counts 2), reported as rates (bytes/s, ops/s).

@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
     bench::register_activations(isa);
     bench::register_attention(isa);
     bench::register_hadamard(isa);
+    bench::register_f16(isa);
   }
   bench::TableReporter table;
   benchmark::RunSpecifiedBenchmarks(&table);

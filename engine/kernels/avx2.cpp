@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "engine/kernels/attend_simd.h"
+#include "engine/kernels/f16_simd.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/x86_tiles.h"
@@ -248,7 +249,7 @@ inline __m256 exp8(__m256 x) {
   return _mm256_and_ps(_mm256_mul_ps(poly, _mm256_castsi256_ps(pow2)), kept);
 }
 
-// The vector operations of attend_simd.h.
+// The vector operations of attend_simd.h and f16_simd.h.
 struct Avx2 {
   using V = __m256;
   using Mask = __m256i;
@@ -261,6 +262,9 @@ struct Avx2 {
   static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V load_f16(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
   static V exp(V x) { return exp8(x); }
   static float reduce_add(V v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -346,6 +350,7 @@ uint64_t byte_total_avx2(const uint8_t* p, size_t n) {
 }
 
 const KernelTable kAvx2Kernels = {"avx2", block_dots_avx2, quantize_acts_avx2, attend_avx2,
-                                   hadamard_avx2, byte_total_avx2, swiglu_avx2};
+                                   hadamard_avx2, byte_total_avx2, swiglu_avx2,
+                                   vecmat_f16_simd<Avx2>, f16_to_f32_simd<Avx2>};
 
 }  // namespace rotor

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "engine/kernels/attend_simd.h"
+#include "engine/kernels/f16_simd.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/x86_tiles.h"
@@ -497,7 +498,7 @@ inline __m512 exp16(__m512 x) {
   return _mm512_maskz_scalef_ps(kept, poly, n);
 }
 
-// The vector operations of attend_simd.h: every partial vector masked.
+// The vector operations of attend_simd.h (every partial vector masked) and f16_simd.h.
 struct Avx512 {
   using V = __m512;
   using Mask = __mmask16;
@@ -510,6 +511,9 @@ struct Avx512 {
   static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V load_f16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
   static V exp(V x) { return exp16(x); }
   static float reduce_add(V v) { return _mm512_reduce_add_ps(v); }
   static float reduce_max(V v) { return _mm512_reduce_max_ps(v); }
@@ -573,6 +577,7 @@ uint64_t byte_total_avx512(const uint8_t* p, size_t n) {
 
 const KernelTable kAvx512Kernels = {"avx512", block_dots_avx512, quantize_acts_avx512,
                                     attend_avx512, hadamard_avx512, byte_total_avx512,
-                                    swiglu_avx512};
+                                    swiglu_avx512, vecmat_f16_simd<Avx512>,
+                                    f16_to_f32_simd<Avx512>};
 
 }  // namespace rotor

@@ -154,6 +154,14 @@ struct KernelTable {
   // In place: gate[i] ← silu(gate[i])·up[i] = gate[i] / (1 + e^−gate[i]) · up[i], i < n (the
   // SwiGLU of the MLP). The vector ISAs use a polynomial e^x: within a few 1e−7 relative.
   void (*swiglu)(float* gate, const float* up, int n);
+  // y[t·ys + j] = Σ_{i < rows} x[t·xs + i]·m[i·ld + j] for tokens t < n_tokens and j < cols,
+  // m in f16 (psot-layer's residual blocks in decode and short prefills): for each (t, j) a
+  // chain of fused multiply-adds from 0 in the order of i, so every ISA gives the same floats
+  // and a token the same as alone.
+  void (*vecmat_f16)(const float* x, size_t xs, int n_tokens, const uint16_t* m, int rows,
+                     int cols, size_t ld, float* y, size_t ys);
+  // out[i] = h[i] as a float, i < n (exact).
+  void (*f16_to_f32)(const uint16_t* h, size_t n, float* out);
 };
 
 enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
@@ -198,6 +206,9 @@ void hadamard_avx2(const HadamardPlan& p, float* x, int rows, size_t stride);
 void hadamard_avx512(const HadamardPlan& p, float* x, int rows, size_t stride);
 void hadamard_neon(const HadamardPlan& p, float* x, int rows, size_t stride);
 uint64_t byte_total_scalar(const uint8_t* p, size_t n);
+void vecmat_f16_scalar(const float* x, size_t xs, int n_tokens, const uint16_t* m, int rows,
+                       int cols, size_t ld, float* y, size_t ys);
+void f16_to_f32_scalar(const uint16_t* h, size_t n, float* out);
 
 }  // namespace rotor
 

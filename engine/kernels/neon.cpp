@@ -13,6 +13,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/kernels/f16_simd.h"
+
 #if defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMDDP
@@ -605,6 +607,21 @@ void swiglu_neon(float* gate, const float* up, int n) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// f16 matrices
+
+// The vector operations of f16_simd.h.
+struct NeonF16 {
+  using V = float32x4_t;
+  static constexpr int W = 4;
+  static V zero() { return vdupq_n_f32(0.0f); }
+  static V set1(float v) { return vdupq_n_f32(v); }
+  static V load(const float* p) { return vld1q_f32(p); }
+  static void store(float* p, V v) { vst1q_f32(p, v); }
+  static V fma(V a, V b, V c) { return vfmaq_f32(c, a, b); }
+  static V load_f16(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+};
+
 }  // namespace
 
 // Four independent pairwise-widening accumulations (uadalp) per 64 bytes; each 16-bit lane
@@ -622,6 +639,7 @@ uint64_t byte_total_neon(const uint8_t* p, size_t n) {
 }
 
 const KernelTable kNeonKernels = {"neon", block_dots_neon, quantize_acts_neon, attend_neon,
-                                   hadamard_neon, byte_total_neon, swiglu_neon};
+                                   hadamard_neon, byte_total_neon, swiglu_neon,
+                                   vecmat_f16_simd<NeonF16>, f16_to_f32_simd<NeonF16>};
 
 }  // namespace rotor

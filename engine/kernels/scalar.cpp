@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/import/dtype.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/pack.h"
@@ -136,8 +137,23 @@ uint64_t byte_total_scalar(const uint8_t* p, size_t n) {
   return total;
 }
 
+void vecmat_f16_scalar(const float* x, size_t xs, int n_tokens, const uint16_t* m, int rows,
+                       int cols, size_t ld, float* y, size_t ys) {
+  for (int t = 0; t < n_tokens; ++t) {
+    const float* xt = x + t * xs;
+    float* yt = y + t * ys;
+    std::fill(yt, yt + cols, 0.0f);
+    for (int i = 0; i < rows; ++i)  // row by row through memory; each y[j] is one chain in i
+      for (int j = 0; j < cols; ++j) yt[j] = std::fma(xt[i], f16_to_f32(m[i * ld + j]), yt[j]);
+  }
+}
+
+void f16_to_f32_scalar(const uint16_t* h, size_t n, float* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = f16_to_f32(h[i]);
+}
+
 const KernelTable kScalarKernels = {"scalar", block_dots_scalar, quantize_acts_scalar,
                                     attend_scalar, hadamard_scalar, byte_total_scalar,
-                                    swiglu_scalar};
+                                    swiglu_scalar, vecmat_f16_scalar, f16_to_f32_scalar};
 
 }  // namespace rotor
