@@ -12,6 +12,7 @@
 #include "engine/linear.h"
 #include "engine/mapped_file.h"
 #include "engine/recipe.h"
+#include "engine/residual_blocks.h"
 
 namespace rotor {
 
@@ -23,10 +24,9 @@ struct LayerWeights {
 
   // Online steps of a rotated model (METHODS.md §2-4); nullptr = none.
   const float* down_scale = nullptr;  // [hidden]: BDQ's 1/s on the down_proj input, after R4
-  // psot-layer: block-diagonal basis changes of the residual stream ([blocks, D/b, D/b]),
-  // applied before adding the attention output and before adding the MLP output.
-  const float* resid_attn = nullptr;
-  const float* resid_mlp = nullptr;
+  // psot-layer: block-diagonal basis changes of the residual stream, applied before adding
+  // the attention output and before adding the MLP output.
+  ResidualBlocks resid_attn, resid_mlp;
 };
 
 // The online rotations of a rotated model (METHODS.md §2); nullptr = none.

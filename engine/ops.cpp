@@ -1,12 +1,8 @@
 #include "engine/ops.h"
 
-#include <cblas.h>
-
 #include <cmath>
-#include <cstring>
 
 #include "engine/kernels/kernels.h"
-#include "engine/threads.h"
 
 namespace rotor {
 
@@ -66,28 +62,5 @@ void Rope::rotate(float* row, int n_heads, int pos, float sign) const {
 void Rope::apply(float* row, int n_heads, int pos) const { rotate(row, n_heads, pos, 1.0f); }
 
 void Rope::apply_inverse(float* row, int n_heads, int pos) const { rotate(row, n_heads, pos, -1.0f); }
-
-void blockdiag_matmul(float* x, int rows, int dim, const float* blocks, int n_blocks,
-                      float* scratch) {
-  const int b = dim / n_blocks;
-  const size_t block_size = static_cast<size_t>(b) * b;
-  if (rows == 1) {
-    // Decode: one vector-matrix product per block, split across the pool by row ranges of the
-    // block (OpenBLAS's sgemm would repack the whole block for a single row every token).
-    const int chunks = thread_pool().size();
-    thread_pool().parallel_for(n_blocks * chunks, [&](int task, int) {
-      const int k = task / chunks, c = task % chunks;
-      const int j0 = b * c / chunks, j1 = b * (c + 1) / chunks;
-      // Columns [j0, j1) of x_k · M_k: rows j0..j1 of M_kᵀ.
-      cblas_sgemv(CblasRowMajor, CblasTrans, b, j1 - j0, 1.0f, blocks + k * block_size + j0, b,
-                  x + k * b, 1, 0.0f, scratch + k * b + j0, 1);
-    });
-  } else {
-    for (int k = 0; k < n_blocks; ++k)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, b, b, 1.0f, x + k * b, dim,
-                  blocks + k * block_size, b, 0.0f, scratch + k * b, dim);
-  }
-  std::memcpy(x, scratch, sizeof(float) * rows * dim);
-}
 
 }  // namespace rotor

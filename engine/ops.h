@@ -12,11 +12,6 @@ void softmax(float* x, int n);
 // In place: gate = silu(gate) · up, over n values (SwiGLU), by the selected kernel table.
 void swiglu(float* gate, const float* up, int n);
 
-// In place: each row of x[rows, dim] ← row · blockdiag(M_0 .. M_{b-1}), blocks [b, dim/b, dim/b]
-// row-major. scratch holds rows·dim floats.
-void blockdiag_matmul(float* x, int rows, int dim, const float* blocks, int n_blocks,
-                      float* scratch);
-
 // Rotary position embedding on interleaved pairs (x[2j], x[2j+1]) of each head.
 class Rope {
  public:

@@ -65,8 +65,8 @@ std::unique_ptr<Model> to_model(const FloatModel& fm) {
     l.w_up = borrow(f.w_up, I, D);
     l.w_down = borrow(f.w_down, D, I);
     if (!f.down_scale.empty()) l.down_scale = f.down_scale.data();
-    if (!f.resid_attn.empty()) l.resid_attn = f.resid_attn.data();
-    if (!f.resid_mlp.empty()) l.resid_mlp = f.resid_mlp.data();
+    if (!f.resid_attn.empty()) l.resid_attn.f32 = f.resid_attn.data();
+    if (!f.resid_mlp.empty()) l.resid_mlp.f32 = f.resid_mlp.data();
     m->layers.push_back(std::move(l));
   }
   m->final_norm = fm.final_norm.data();

@@ -220,12 +220,18 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
              {I, I}, spec, act);
     quantize(LinearInput::kMlpDown, {{"w_down", &l.w_down, &ql.w_down, &LayerGrads::w_down}}, {D}, spec, act);
     write_vector("down_scale", &FloatLayer::down_scale);
+    // The residual blocks in f16 (decode reads them for every token), in f32 with float weights.
     const int64_t b = fm.resid_blocks, n = D / fm.resid_blocks;
+    const int resid_bits = r.w_bits == 32 ? 32 : 16;
     const FloatLayer* layer = &l;
     if (!l.resid_attn.empty())
-      writes.push_back([&out, p, b, n, layer] { out.add_f32(p + "resid_attn", layer->resid_attn, {b, n, n}); });
+      writes.push_back([&out, p, b, n, layer, resid_bits] {
+        add_float(out, resid_bits, p + "resid_attn", layer->resid_attn, {b, n, n});
+      });
     if (!l.resid_mlp.empty())
-      writes.push_back([&out, p, b, n, layer] { out.add_f32(p + "resid_mlp", layer->resid_mlp, {b, n, n}); });
+      writes.push_back([&out, p, b, n, layer, resid_bits] {
+        add_float(out, resid_bits, p + "resid_mlp", layer->resid_mlp, {b, n, n});
+      });
     progress({"quantize", i + 1, c.n_layers, since(t), ""});
   }
   if (tune) {

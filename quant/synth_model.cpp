@@ -155,8 +155,8 @@ uint64_t write_synth_model(const ModelConfig& c, const Recipe& recipe,
     }
     if (resid_blocks > 0) {
       const int64_t b = resid_blocks, n = D / resid_blocks;
-      out.add_f32(p + "resid_attn", resid, {b, n, n});
-      out.add_f32(p + "resid_mlp", resid, {b, n, n});
+      out.add_f16(p + "resid_attn", resid, {b, n, n});  // as rotor quantize writes them
+      out.add_f16(p + "resid_mlp", resid, {b, n, n});
     }
     progress(++done, total);
   }

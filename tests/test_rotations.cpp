@@ -84,7 +84,7 @@ TEST_CASE("rotations: with float weights, activations and cache every mode gives
         auto m = load_model(tmp.file("m.rotor"));
         CHECK((m->online.qk != nullptr) == (rotation != "none"));
         CHECK((m->online.down != nullptr) == (rotation != "none"));
-        CHECK((m->layers[1].resid_attn != nullptr) == (rotation == "psot-layer"));
+        CHECK(static_cast<bool>(m->layers[1].resid_attn) == (rotation == "psot-layer"));
         CHECK((m->layers[1].down_scale != nullptr) == (bdq && rotation != "none"));
         const double diff = max_abs_diff(all_logits(*m, prompt), ref);
         MESSAGE(name << " " << rotation << std::string(bdq ? " + bdq" : "") << ": max |logit diff| " << diff);

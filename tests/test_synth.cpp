@@ -110,16 +110,17 @@ TEST_CASE("synth: a rotation recipe's online steps are in the file and run") {
       uint64_t linear_bytes = m->embedding->row_bytes() + m->classifier->weight_bytes();
       for (const LayerWeights& l : m->layers) {
         CHECK(l.down_scale != nullptr);
-        CHECK((l.resid_attn != nullptr) == per_layer);
-        CHECK((l.resid_mlp != nullptr) == per_layer);
+        CHECK(static_cast<bool>(l.resid_attn) == per_layer);
+        CHECK(static_cast<bool>(l.resid_mlp) == per_layer);
+        if (per_layer) CHECK((l.resid_attn.f16 != nullptr && l.resid_mlp.f16 != nullptr));
         for (const Linear* lin : {l.wq.get(), l.wk.get(), l.wv.get(), l.wo.get(),
                                   l.w_gate.get(), l.w_up.get(), l.w_down.get()})
           linear_bytes += lin->weight_bytes();
       }
-      // Decode reads psot-layer's two float residual blocks per layer as well.
+      // Decode reads psot-layer's two f16 residual blocks per layer as well.
       const uint64_t dim = m->config.dim, b = dim / m->online.resid_blocks;
       const uint64_t resid =
-          per_layer ? m->layers.size() * 2 * m->online.resid_blocks * b * b * sizeof(float) : 0;
+          per_layer ? m->layers.size() * 2 * m->online.resid_blocks * b * b * sizeof(uint16_t) : 0;
       CHECK(m->weight_bytes_per_token() == linear_bytes + resid);
       Session s(*m);
       const float* logits = s.prefill({1, 17, 300, 42});

@@ -112,8 +112,13 @@ class TensorTable {
     return s_.data + offset;
   }
 
-  // A float tensor of the given shape (f32 in place, f16 converted into model storage).
-  const float* floats(Model& model, const std::string& name, std::vector<int64_t> shape) const {
+  // A float tensor of the given shape in place: f32 or f16.
+  struct FloatTensor {
+    bool f16;
+    const uint8_t* bytes;
+    uint64_t count;
+  };
+  FloatTensor float_tensor(const std::string& name, const std::vector<int64_t>& shape) const {
     auto it = by_name_.find(name);
     if (it == by_name_.end()) throw Error(path_ + ": missing tensor '" + name + "'");
     const json& t = *it->second;
@@ -124,9 +129,16 @@ class TensorTable {
       throw Error(path_ + ": tensor '" + name + "' has the wrong shape");
     uint64_t count = 1;
     for (int64_t d : shape) count *= static_cast<uint64_t>(d);
-    if (type == "f32")
-      return reinterpret_cast<const float*>(range(t, count * 4, "tensor '" + name + "'"));
-    const uint8_t* half = range(t, count * 2, "tensor '" + name + "'");
+    const bool f16 = type == "f16";
+    return {f16, range(t, count * (f16 ? 2 : 4), "tensor '" + name + "'"), count};
+  }
+
+  // A float tensor of the given shape (f32 in place, f16 converted into model storage).
+  const float* floats(Model& model, const std::string& name, std::vector<int64_t> shape) const {
+    const FloatTensor t = float_tensor(name, shape);
+    if (!t.f16) return reinterpret_cast<const float*>(t.bytes);
+    const uint8_t* half = t.bytes;
+    const uint64_t count = t.count;
     std::vector<float> out(count);
     for (uint64_t i = 0; i < count; ++i) {
       uint16_t h;
@@ -134,6 +146,17 @@ class TensorTable {
       out[i] = f16_to_f32(h);
     }
     return model.keep(std::move(out));
+  }
+
+  // psot-layer's residual blocks, used in place in either float type.
+  ResidualBlocks residual_blocks(const std::string& name, std::vector<int64_t> shape) const {
+    const FloatTensor t = float_tensor(name, shape);
+    ResidualBlocks m;
+    if (t.f16)
+      m.f16 = reinterpret_cast<const uint16_t*>(t.bytes);
+    else
+      m.f32 = reinterpret_cast<const float*>(t.bytes);
+    return m;
   }
 
   // A packed matrix of shape [rows, cols] and its activation settings.
@@ -330,8 +353,8 @@ std::unique_ptr<Model> import_rotor(const std::string& path) {
     l.w_down = linear(p + "w_down", D, I);
     if (tt.has(p + "down_scale")) l.down_scale = tt.floats(*model, p + "down_scale", {I});
     const int b = model->online.resid_blocks, n = D / b;
-    if (tt.has(p + "resid_attn")) l.resid_attn = tt.floats(*model, p + "resid_attn", {b, n, n});
-    if (tt.has(p + "resid_mlp")) l.resid_mlp = tt.floats(*model, p + "resid_mlp", {b, n, n});
+    if (tt.has(p + "resid_attn")) l.resid_attn = tt.residual_blocks(p + "resid_attn", {b, n, n});
+    if (tt.has(p + "resid_mlp")) l.resid_mlp = tt.residual_blocks(p + "resid_mlp", {b, n, n});
   }
   model->final_norm = tt.floats(*model, "final_norm", {D});
   if (!c.tied_embeddings) {
