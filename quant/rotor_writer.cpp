@@ -207,9 +207,9 @@ uint64_t RotorFileWriter::write(const std::string& path) const {
   if (!path_.empty()) throw std::logic_error("write() on a streaming RotorFileWriter");
   const std::string manifest = manifest_.dump();
   const Section sections[kSectionCount] = {
-      {fmt::kManifest, manifest.size(), fmt::checksum(manifest.data(), manifest.size())},
-      {fmt::kTokenizer, tokenizer_.size(), fmt::checksum(tokenizer_.data(), tokenizer_.size())},
-      {fmt::kTensorData, data_.size(), fmt::checksum(data_.data(), data_.size())}};
+      {fmt::kManifest, manifest.size(), fmt::section_checksum(manifest.data(), manifest.size())},
+      {fmt::kTokenizer, tokenizer_.size(), fmt::section_checksum(tokenizer_.data(), tokenizer_.size())},
+      {fmt::kTensorData, data_.size(), fmt::section_checksum(data_.data(), data_.size())}};
   std::vector<fmt::SectionEntry> dir;
   const fmt::FileHeader header = frame(sections, &dir);
   std::ofstream out;
@@ -227,8 +227,8 @@ uint64_t RotorFileWriter::finish() {
   const std::string manifest = manifest_.dump();
   const Section sections[kSectionCount] = {
       {fmt::kTensorData, data_size_, data_checksum_.digest()},
-      {fmt::kManifest, manifest.size(), fmt::checksum(manifest.data(), manifest.size())},
-      {fmt::kTokenizer, tokenizer_.size(), fmt::checksum(tokenizer_.data(), tokenizer_.size())}};
+      {fmt::kManifest, manifest.size(), fmt::section_checksum(manifest.data(), manifest.size())},
+      {fmt::kTokenizer, tokenizer_.size(), fmt::section_checksum(tokenizer_.data(), tokenizer_.size())}};
   std::vector<fmt::SectionEntry> dir;
   const fmt::FileHeader header = frame(sections, &dir);
   put_at(out_, dir[1].offset, manifest);

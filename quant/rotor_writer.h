@@ -62,7 +62,7 @@ class RotorFileWriter {
   uint64_t data_size_ = 0;
   std::string path_;        // streaming: the destination, PATH.tmp open in out_
   std::ofstream out_;
-  format::Checksum data_checksum_;
+  format::SectionChecksum data_checksum_;
 };
 
 }  // namespace rotor

@@ -55,9 +55,12 @@ Parsed parse(const std::string& bytes) {
   return p;
 }
 
-// Rewrites header and directory checksums after an edit, so only the edit itself is wrong.
+// Rewrites header and directory checksums after an edit, so only the edit itself is wrong
+// (sections as p.header.version checksums them).
 void reseal(std::string& bytes, Parsed& p) {
-  for (auto& e : p.dir) e.checksum = fmt::checksum(bytes.data() + e.offset, e.size);
+  for (auto& e : p.dir)
+    e.checksum = p.header.version == 1 ? fmt::checksum(bytes.data() + e.offset, e.size)
+                                       : fmt::section_checksum(bytes.data() + e.offset, e.size);
   std::memcpy(&bytes[p.header.directory_offset], p.dir.data(), p.dir.size() * sizeof(fmt::SectionEntry));
   p.header.directory_checksum = fmt::checksum(p.dir.data(), p.dir.size() * sizeof(fmt::SectionEntry));
   p.header.header_checksum = fmt::checksum(&p.header, offsetof(fmt::FileHeader, header_checksum));
@@ -92,6 +95,73 @@ TEST_CASE("rotor file: round trip keeps config, recipe and tokenizer") {
   CHECK(m->tokenizer_proto == read_file(shared_dir() + "/models/stories260K/tokenizer.model"));
   CHECK(m->layers[0].wq->type_name() == "w4a8");
   CHECK(m->chat_template == "chatml");
+}
+
+TEST_CASE("rotor file: version 1 files (one checksum per whole section) still load") {
+  std::string v1 = quantized_bytes();
+  Parsed p = parse(v1);
+  REQUIRE(p.header.version == 2);
+  p.header.version = 1;
+  reseal(v1, p);
+  TempDir tmp;
+  write_file(tmp.file("v1.rotor"), v1);
+  write_file(tmp.file("v2.rotor"), quantized_bytes());
+  auto a = load_model(tmp.file("v1.rotor")), b = load_model(tmp.file("v2.rotor"));
+  Session sa(*a), sb(*b);
+  const float* la = sa.prefill({1, 400, 32});
+  const float* lb = sb.prefill({1, 400, 32});
+  CHECK(std::equal(la, la + a->config.vocab_size, lb));
+  // Its sections are verified as version 1 defines them: a flipped byte is still refused.
+  v1[p.dir.back().offset + p.dir.back().size / 2] ^= 0x10;
+  CHECK(load_error(v1).find("checksum mismatch") != std::string::npos);
+}
+
+TEST_CASE("rotor file: a section of several checksum chunks is verified chunk by chunk") {
+  // The file with an optional section of 2.5 chunks appended (readers verify sections they skip),
+  // the directory moved behind it.
+  std::string bytes = quantized_bytes();
+  Parsed p = parse(bytes);
+  bytes.resize(fmt::align_up(bytes.size()));
+  fmt::SectionEntry big{99, 0, bytes.size(), fmt::kChecksumChunk * 5 / 2, 0};
+  for (size_t i = 0; i < big.size; ++i) bytes.push_back(static_cast<char>(i * 2654435761u >> 13));
+  bytes.resize(fmt::align_up(bytes.size()));
+  p.dir.push_back(big);
+  p.header.section_count = static_cast<uint32_t>(p.dir.size());
+  p.header.directory_offset = bytes.size();
+  bytes.resize(bytes.size() + p.dir.size() * sizeof(fmt::SectionEntry));
+  p.header.file_size = bytes.size();
+  reseal(bytes, p);
+  CHECK(load_error(bytes) == "");
+  for (size_t at : {size_t{0}, fmt::kChecksumChunk + 5, big.size - 1}) {
+    CAPTURE(at);
+    std::string bad = bytes;
+    bad[big.offset + at] ^= 0x01;
+    CHECK(load_error(bad).find("section 99 checksum mismatch") != std::string::npos);
+  }
+}
+
+TEST_CASE("rotor file: the section checksum is its chunks' checksums, however the bytes arrive") {
+  const size_t chunk = fmt::kChecksumChunk;
+  std::string bytes(chunk * 2 + 1000, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 131 + 7);
+  for (size_t size : {size_t{0}, size_t{1}, size_t{100}, chunk - 1, chunk, chunk + 1, bytes.size()})
+    for (size_t piece : {size_t{1000}, chunk / 3 + 7, chunk}) {
+      CAPTURE(size);
+      CAPTURE(piece);
+      std::vector<uint64_t> chunks;
+      for (size_t at = 0; at < size; at += chunk)
+        chunks.push_back(fmt::checksum(bytes.data() + at, std::min(chunk, size - at)));
+      const uint64_t want = fmt::combine_chunk_checksums(chunks.data(), chunks.size());
+      CHECK(fmt::section_checksum(bytes.data(), size) == want);
+      fmt::SectionChecksum c;
+      for (size_t at = 0; at < size; at += piece) c.update(bytes.data() + at, std::min(piece, size - at));
+      CHECK(c.digest() == want);
+    }
+  // Different chunks, different checksums.
+  std::string other = bytes;
+  other[chunk + 3] ^= 1;
+  CHECK(fmt::section_checksum(other.data(), other.size()) !=
+        fmt::section_checksum(bytes.data(), bytes.size()));
 }
 
 TEST_CASE("rotor file: the recipe's tuning fields round-trip; files written before them read as untuned") {
@@ -183,9 +253,13 @@ TEST_CASE("rotor file: unknown version, bad offsets and bad shapes name the prob
   {
     std::string bad = good;
     Parsed p = parse(bad);
-    p.header.version = 2;
+    p.header.version = fmt::kVersion + 1;
     reseal(bad, p);
-    CHECK(load_error(bad).find("unsupported rotor file version 2") != std::string::npos);
+    CHECK(load_error(bad).find("unsupported rotor file version " + std::to_string(fmt::kVersion + 1)) !=
+          std::string::npos);
+    p.header.version = 0;
+    reseal(bad, p);
+    CHECK(load_error(bad).find("unsupported rotor file version 0") != std::string::npos);
   }
   // Edits to the manifest: the file is laid out again around the new manifest and resealed,
   // so the edit is the only thing wrong with it.

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "engine/format/rotor_format.h"
 
@@ -75,6 +76,41 @@ uint64_t checksum(const void* data, size_t size) {
   Checksum c;
   c.update(data, size);
   return c.digest();
+}
+
+uint64_t combine_chunk_checksums(const uint64_t* chunks, size_t n) {
+  std::vector<uint8_t> bytes(n * 8);
+  for (size_t i = 0; i < n; ++i)
+    for (int b = 0; b < 8; ++b) bytes[i * 8 + b] = static_cast<uint8_t>(chunks[i] >> (8 * b));
+  return checksum(bytes.data(), bytes.size());
+}
+
+uint64_t section_checksum(const void* data, size_t size) {
+  SectionChecksum c;
+  c.update(data, size);
+  return c.digest();
+}
+
+void SectionChecksum::update(const void* data, size_t size) {
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  while (size > 0) {
+    const size_t take = std::min(size, kChecksumChunk - current_size_);
+    current_.update(p, take);
+    current_size_ += take;
+    p += take;
+    size -= take;
+    if (current_size_ == kChecksumChunk) {
+      chunks_.push_back(current_.digest());
+      current_ = Checksum();
+      current_size_ = 0;
+    }
+  }
+}
+
+uint64_t SectionChecksum::digest() const {
+  std::vector<uint64_t> all = chunks_;
+  if (current_size_ > 0) all.push_back(current_.digest());
+  return combine_chunk_checksums(all.data(), all.size());
 }
 
 }  // namespace rotor::format

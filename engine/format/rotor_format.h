@@ -3,11 +3,15 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace rotor::format {
 
 constexpr char kMagic[8] = {'R', 'O', 'T', 'O', 'R', 'L', 'L', 'M'};
-constexpr uint32_t kVersion = 1;
+// Version 2 checksums sections in chunks (section_checksum below); version 1 files, with one
+// checksum over each whole section, are still read.
+constexpr uint32_t kVersion = 2;
+constexpr uint32_t kOldestVersion = 1;
 constexpr size_t kAlign = 64;
 
 enum SectionKind : uint32_t {
@@ -57,6 +61,26 @@ class Checksum {
   uint64_t total_ = 0;
   uint8_t tail_[32] = {};  // the bytes of an unfinished stripe
   size_t pending_ = 0;
+};
+
+// A section's checksum from version 2 on: the checksum of the little-endian checksums of its
+// consecutive kChecksumChunk-byte chunks (the last one shorter; none for an empty section), so
+// readers verify the chunks of a large section in parallel.
+constexpr size_t kChecksumChunk = size_t{16} << 20;
+uint64_t section_checksum(const void* data, size_t size);
+// The section checksum from its chunks' checksums, in order.
+uint64_t combine_chunk_checksums(const uint64_t* chunks, size_t n);
+
+// section_checksum over bytes that arrive in pieces (the tensor data streamed to disk).
+class SectionChecksum {
+ public:
+  void update(const void* data, size_t size);
+  uint64_t digest() const;
+
+ private:
+  std::vector<uint64_t> chunks_;  // of the complete chunks
+  Checksum current_;
+  size_t current_size_ = 0;
 };
 
 inline size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
