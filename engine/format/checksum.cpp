@@ -39,6 +39,7 @@ void Checksum::stripes(const uint8_t* p, size_t n) {
 }
 
 void Checksum::update(const void* data, size_t size) {
+  if (size == 0) return;  // data may be null then (an empty section's chunk list)
   const uint8_t* p = static_cast<const uint8_t*>(data);
   total_ += size;
   if (pending_ > 0) {  // complete the stripe left over from the last call first
