@@ -86,6 +86,9 @@ TEST_CASE("kernels: vecmat_f16 is bit-identical to the scalar reference") {
     for (int mm = 0; mm < 5; ++mm)
       for (int xm = 0; xm < 4; ++xm)
         for (int tokens : {1, 3}) {
+          // The decode-sized block with realistic values only: the reference's std::fma is a
+          // library call without FMA flags, slow enough to matter under the sanitizers and qemu.
+          if (s.rows > 1000 && (mm != 0 || xm != 0)) continue;
           CAPTURE(s.rows); CAPTURE(s.cols); CAPTURE(mm); CAPTURE(xm); CAPTURE(tokens);
           const size_t ld = s.cols + s.pad, xs = s.rows + 2, ys = s.cols + 1;
           const std::vector<uint16_t> m = matrix(s.rows * ld, mm, rng);
