@@ -86,10 +86,16 @@ uint64_t combine_chunk_checksums(const uint64_t* chunks, size_t n) {
   return checksum(bytes.data(), bytes.size());
 }
 
+uint64_t chunk_checksum(const void* section, size_t size, size_t i) {
+  const size_t begin = i * kChecksumChunk;
+  return checksum(static_cast<const uint8_t*>(section) + begin,
+                  std::min(kChecksumChunk, size - begin));
+}
+
 uint64_t section_checksum(const void* data, size_t size) {
-  SectionChecksum c;
-  c.update(data, size);
-  return c.digest();
+  std::vector<uint64_t> chunks(checksum_chunks(size));
+  for (size_t i = 0; i < chunks.size(); ++i) chunks[i] = chunk_checksum(data, size, i);
+  return combine_chunk_checksums(chunks.data(), chunks.size());
 }
 
 void SectionChecksum::update(const void* data, size_t size) {

@@ -68,6 +68,9 @@ class Checksum {
 // readers verify the chunks of a large section in parallel.
 constexpr size_t kChecksumChunk = size_t{16} << 20;
 uint64_t section_checksum(const void* data, size_t size);
+// The chunks of a section of `size` bytes, and the checksum of chunk i of it.
+inline size_t checksum_chunks(size_t size) { return (size + kChecksumChunk - 1) / kChecksumChunk; }
+uint64_t chunk_checksum(const void* section, size_t size, size_t i);
 // The section checksum from its chunks' checksums, in order.
 uint64_t combine_chunk_checksums(const uint64_t* chunks, size_t n);
 

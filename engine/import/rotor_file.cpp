@@ -1,7 +1,6 @@
 // Compact rotor files (docs/FORMAT.md). Everything is validated before use — header,
 // directory, section bounds and checksums, manifest, every tensor's bounds and size — and
 // the weights are then used in place from the mapping.
-#include <algorithm>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -35,10 +34,9 @@ struct Sections {
 // stream reads at ~14 GB/s on one core).
 uint64_t verified_checksum(const uint8_t* base, size_t size, uint32_t version) {
   if (version == 1) return fmt::checksum(base, size);
-  std::vector<uint64_t> chunks((size + fmt::kChecksumChunk - 1) / fmt::kChecksumChunk);
+  std::vector<uint64_t> chunks(fmt::checksum_chunks(size));
   thread_pool().parallel_for(static_cast<int>(chunks.size()), [&](int i, int) {
-    const size_t begin = static_cast<size_t>(i) * fmt::kChecksumChunk;
-    chunks[i] = fmt::checksum(base + begin, std::min(fmt::kChecksumChunk, size - begin));
+    chunks[i] = fmt::chunk_checksum(base, size, i);
   });
   return fmt::combine_chunk_checksums(chunks.data(), chunks.size());
 }
@@ -153,12 +151,10 @@ class TensorTable {
   const float* floats(Model& model, const std::string& name, std::vector<int64_t> shape) const {
     const FloatTensor t = float_tensor(name, shape);
     if (!t.f16) return reinterpret_cast<const float*>(t.bytes);
-    const uint8_t* half = t.bytes;
-    const uint64_t count = t.count;
-    std::vector<float> out(count);
-    for (uint64_t i = 0; i < count; ++i) {
+    std::vector<float> out(t.count);
+    for (uint64_t i = 0; i < t.count; ++i) {
       uint16_t h;
-      std::memcpy(&h, half + 2 * i, 2);
+      std::memcpy(&h, t.bytes + 2 * i, 2);
       out[i] = f16_to_f32(h);
     }
     return model.keep(std::move(out));
