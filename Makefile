@@ -58,7 +58,7 @@ XBUILD       := build-aarch64
 # it, rather than by adding the host's /usr/include to its search path.
 XCXXFLAGS    := -std=c++17 -O2 -Wall -Wextra -Wshadow -ffp-contract=off -I. -I$(XBUILD)/include -MMD -MP
 XTEST_SRC    := tests/test_main.cpp tests/test_kernels.cpp tests/test_hadamard_kernels.cpp \
-                tests/test_f16_kernels.cpp \
+                tests/test_f16_kernels.cpp engine/format/checksum.cpp \
                 $(filter-out $(X86_KERNELS),$(wildcard engine/kernels/*.cpp))
 XTEST_OBJ    := $(XTEST_SRC:%.cpp=$(XBUILD)/%.o)
 
@@ -93,7 +93,7 @@ $(BUILD)/%.o: %.cpp
 $(BUILD)/tools/cmd_serve.o: CXXFLAGS += -DCPPHTTPLIB_OPENSSL_SUPPORT -DCPPHTTPLIB_ZLIB_SUPPORT \
                                         -DCPPHTTPLIB_BROTLI_SUPPORT
 $(BUILD)/engine/kernels/avx2.o $(BUILD)/engine/kernels/kv_avx2.o: CXXFLAGS += -mavx2 -mfma -mf16c
-$(BUILD)/engine/kernels/avx512.o $(BUILD)/engine/kernels/kv_avx512.o: CXXFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mfma
+$(BUILD)/engine/kernels/avx512.o $(BUILD)/engine/kernels/kv_avx512.o: CXXFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
 $(BUILD)/engine/kernels/hadamard_avx2.o: CXXFLAGS += -mavx2 -mfma
 $(BUILD)/engine/kernels/hadamard_avx512.o: CXXFLAGS += -mavx512f -mfma
 # -O2's "very cheap" model will not vectorize the epilogue's loops (they need run-time alias

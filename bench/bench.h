@@ -20,6 +20,8 @@ void register_attention(Isa isa);
 void register_hadamard(Isa isa);
 // psot-layer's f16 residual blocks: vecmat_f16 from memory, and f16_to_f32.
 void register_f16(Isa isa);
+// The file checksum's lanes (checksum_lanes), as loading a model verifies its chunks.
+void register_checksum(Isa isa);
 
 // Per-iteration work: `bytes` read from memory (weights, cache) and `ops` arithmetic
 // operations (a multiply-add counts 2), reported as rates (bytes/s, ops/s).

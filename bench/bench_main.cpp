@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
     bench::register_attention(isa);
     bench::register_hadamard(isa);
     bench::register_f16(isa);
+    bench::register_checksum(isa);
   }
   bench::TableReporter table;
   benchmark::RunSpecifiedBenchmarks(&table);

@@ -11,11 +11,13 @@
 #include <string>
 #include <utility>
 
+#include "engine/format/rotor_format.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/pack.h"
 
 using namespace rotor;
+namespace fmt = rotor::format;
 
 namespace {
 
@@ -489,6 +491,40 @@ TEST_CASE("kernels: the bandwidth probe's byte total is exact") {
           CHECK(kernels_for(isa).byte_total(buf->data() + offset, n) == expected);
         }
       }
+}
+
+TEST_CASE("kernels: the checksum lanes of every ISA are the file checksum's") {
+  // Up to kChecksumWays ranges side by side, each from its own lanes: random bytes, all 0xFF
+  // and all zero (the extremes of the 64-bit products), at lengths around one stripe, at odd
+  // offsets. Against the reference, which in turn finishes into fmt::checksum from the seed.
+  std::mt19937_64 rng(97);
+  const size_t len = 4096 + 32;
+  std::vector<uint8_t> random_bytes(kChecksumWays * len + 8), ones(random_bytes.size(), 0xFF),
+      zeros(random_bytes.size(), 0);
+  for (uint8_t& b : random_bytes) b = static_cast<uint8_t>(rng());
+  const auto isas = isas_under_test();
+  for (const std::vector<uint8_t>* buf : {&random_bytes, &ones, &zeros})
+    for (int n = 0; n <= kChecksumWays; ++n)
+      for (size_t bytes : {size_t{0}, size_t{32}, size_t{96}, len - 32, len})
+        for (bool seeded : {true, false}) {
+          CAPTURE(n); CAPTURE(bytes); CAPTURE(seeded);
+          const uint8_t* p[kChecksumWays];
+          std::vector<uint64_t> start(4 * kChecksumWays);
+          for (int c = 0; c < kChecksumWays; ++c) {
+            p[c] = buf->data() + c * len + (c % 2 == 1 ? 7 : 0);
+            for (int l = 0; l < 4; ++l) start[4 * c + l] = seeded ? fmt::kChecksumSeed[l] : rng();
+          }
+          std::vector<uint64_t> want = start;
+          checksum_lanes_scalar(p, n, bytes, want.data());
+          for (int c = 0; c < n && seeded; ++c)
+            CHECK(fmt::Checksum(&want[4 * c], bytes).digest() == fmt::checksum(p[c], bytes));
+          for (Isa isa : isas) {
+            CAPTURE(isa_name(isa));
+            std::vector<uint64_t> got = start;
+            kernels_for(isa).checksum_lanes(p, n, bytes, got.data());
+            CHECK(got == want);  // the lanes past n untouched as well
+          }
+        }
 }
 
 TEST_CASE("kernels: the epilogue gives the scaled exact block dots in every layout") {

@@ -13,6 +13,7 @@
 #include "engine/format/manifest.h"
 #include "engine/format/rotor_format.h"
 #include "engine/import/load_model.h"
+#include "engine/kernels/kernels.h"
 #include "engine/quantized_linear.h"
 #include "engine/session.h"
 #include "quant/quantize_model.h"
@@ -117,12 +118,13 @@ TEST_CASE("rotor file: version 1 files (one checksum per whole section) still lo
 }
 
 TEST_CASE("rotor file: a section of several checksum chunks is verified chunk by chunk") {
-  // The file with an optional section of 2.5 chunks appended (readers verify sections they skip),
-  // the directory moved behind it.
+  // The file with an optional section appended (readers verify sections they skip), the
+  // directory moved behind it: 1.5 chunks more than the loader checksums side by side, so a
+  // group of whole chunks and one ending in the section's shorter last chunk.
   std::string bytes = quantized_bytes();
   Parsed p = parse(bytes);
   bytes.resize(fmt::align_up(bytes.size()));
-  fmt::SectionEntry big{99, 0, bytes.size(), fmt::kChecksumChunk * 5 / 2, 0};
+  fmt::SectionEntry big{99, 0, bytes.size(), fmt::kChecksumChunk * (2 * kChecksumWays + 3) / 2, 0};
   for (size_t i = 0; i < big.size; ++i) bytes.push_back(static_cast<char>(i * 2654435761u >> 13));
   bytes.resize(fmt::align_up(bytes.size()));
   p.dir.push_back(big);
@@ -132,7 +134,8 @@ TEST_CASE("rotor file: a section of several checksum chunks is verified chunk by
   p.header.file_size = bytes.size();
   reseal(bytes, p);
   CHECK(load_error(bytes) == "");
-  for (size_t at : {size_t{0}, fmt::kChecksumChunk + 5, big.size - 1}) {
+  for (size_t at : {size_t{0}, fmt::kChecksumChunk + 5, fmt::kChecksumChunk * kChecksumWays + 3,
+                    big.size - 1}) {
     CAPTURE(at);
     std::string bad = bytes;
     bad[big.offset + at] ^= 0x01;

@@ -7,8 +7,8 @@
 namespace rotor::format {
 
 namespace {
-constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull;
-constexpr uint64_t kP2 = 0xC2B2AE3D27D4EB4Full;
+constexpr uint64_t kP1 = kChecksumP1;
+constexpr uint64_t kP2 = kChecksumP2;
 constexpr uint64_t kP3 = 0x165667B19E3779F9ull;
 
 inline uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
@@ -20,23 +20,26 @@ inline uint64_t load64(const uint8_t* p) {
 inline uint64_t lane(uint64_t acc, uint64_t v) { return rotl(acc + v * kP2, 31) * kP1; }
 }  // namespace
 
-Checksum::Checksum() : lanes_{kP1 + kP2, kP2, 0, 0 - kP1} {}
-
-void Checksum::stripes(const uint8_t* p, size_t n) {
-  // The lanes in locals: p is bytes, which may alias anything, so lanes_ itself would go
+void checksum_stripes(uint64_t lanes[4], const uint8_t* p, size_t n) {
+  // The lanes in locals: p is bytes, which may alias anything, so lanes itself would go
   // through memory at every step (at a third of the speed).
-  uint64_t a = lanes_[0], b = lanes_[1], c = lanes_[2], d = lanes_[3];
+  uint64_t a = lanes[0], b = lanes[1], c = lanes[2], d = lanes[3];
   for (const uint8_t* end = p + n; p < end; p += 32) {
     a = lane(a, load64(p));
     b = lane(b, load64(p + 8));
     c = lane(c, load64(p + 16));
     d = lane(d, load64(p + 24));
   }
-  lanes_[0] = a;
-  lanes_[1] = b;
-  lanes_[2] = c;
-  lanes_[3] = d;
+  lanes[0] = a;
+  lanes[1] = b;
+  lanes[2] = c;
+  lanes[3] = d;
 }
+
+Checksum::Checksum() : Checksum(kChecksumSeed, 0) {}
+
+Checksum::Checksum(const uint64_t lanes[4], uint64_t total)
+    : lanes_{lanes[0], lanes[1], lanes[2], lanes[3]}, total_(total) {}
 
 void Checksum::update(const void* data, size_t size) {
   if (size == 0) return;  // data may be null then (an empty section's chunk list)
@@ -49,11 +52,11 @@ void Checksum::update(const void* data, size_t size) {
     p += take;
     size -= take;
     if (pending_ < sizeof tail_) return;
-    stripes(tail_, sizeof tail_);
+    checksum_stripes(lanes_, tail_, sizeof tail_);
     pending_ = 0;
   }
   const size_t whole = size / 32 * 32;
-  stripes(p, whole);
+  checksum_stripes(lanes_, p, whole);
   pending_ = size - whole;
   std::memcpy(tail_, p + whole, pending_);
 }
@@ -86,15 +89,11 @@ uint64_t combine_chunk_checksums(const uint64_t* chunks, size_t n) {
   return checksum(bytes.data(), bytes.size());
 }
 
-uint64_t chunk_checksum(const void* section, size_t size, size_t i) {
-  const size_t begin = i * kChecksumChunk;
-  return checksum(static_cast<const uint8_t*>(section) + begin,
-                  std::min(kChecksumChunk, size - begin));
-}
-
 uint64_t section_checksum(const void* data, size_t size) {
+  const uint8_t* p = static_cast<const uint8_t*>(data);
   std::vector<uint64_t> chunks(checksum_chunks(size));
-  for (size_t i = 0; i < chunks.size(); ++i) chunks[i] = chunk_checksum(data, size, i);
+  for (size_t i = 0; i < chunks.size(); ++i)
+    chunks[i] = checksum(p + i * kChecksumChunk, std::min(kChecksumChunk, size - i * kChecksumChunk));
   return combine_chunk_checksums(chunks.data(), chunks.size());
 }
 

@@ -47,16 +47,26 @@ static_assert(sizeof(SectionEntry) == 32, "directory layout");
 // enough to catch corruption and truncation; not a defence against tampering.
 uint64_t checksum(const void* data, size_t size);
 
+// Its lanes, for the kernels that advance the lanes of several byte ranges side by side
+// (KernelTable::checksum_lanes): they start at kChecksumSeed, and the i-th 8-byte word w of
+// each 32-byte stripe (little-endian) goes into lane i as lane ← rotl(lane + w·kChecksumP2,
+// 31)·kChecksumP1.
+constexpr uint64_t kChecksumP1 = 0x9E3779B185EBCA87ull;
+constexpr uint64_t kChecksumP2 = 0xC2B2AE3D27D4EB4Full;
+constexpr uint64_t kChecksumSeed[4] = {kChecksumP1 + kChecksumP2, kChecksumP2, 0, 0 - kChecksumP1};
+// Advances lanes over the n bytes at p, n a multiple of 32 (the reference for the kernels).
+void checksum_stripes(uint64_t lanes[4], const uint8_t* p, size_t n);
+
 // The same checksum over bytes that arrive in pieces (a section streamed to disk).
 class Checksum {
  public:
   Checksum();
+  // Resumes a checksum whose first `total` bytes, a multiple of 32, are in lanes.
+  Checksum(const uint64_t lanes[4], uint64_t total);
   void update(const void* data, size_t size);
   uint64_t digest() const;
 
  private:
-  void stripes(const uint8_t* p, size_t n);  // n a multiple of 32
-
   uint64_t lanes_[4];
   uint64_t total_ = 0;
   uint8_t tail_[32] = {};  // the bytes of an unfinished stripe
@@ -68,9 +78,8 @@ class Checksum {
 // readers verify the chunks of a large section in parallel.
 constexpr size_t kChecksumChunk = size_t{16} << 20;
 uint64_t section_checksum(const void* data, size_t size);
-// The chunks of a section of `size` bytes, and the checksum of chunk i of it.
+// The chunks of a section of `size` bytes.
 inline size_t checksum_chunks(size_t size) { return (size + kChecksumChunk - 1) / kChecksumChunk; }
-uint64_t chunk_checksum(const void* section, size_t size, size_t i);
 // The section checksum from its chunks' checksums, in order.
 uint64_t combine_chunk_checksums(const uint64_t* chunks, size_t n);
 

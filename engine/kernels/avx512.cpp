@@ -22,6 +22,7 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/format/rotor_format.h"
 #include "engine/kernels/attend_simd.h"
 #include "engine/kernels/f16_simd.h"
 #include "engine/kernels/kernels.h"
@@ -575,9 +576,55 @@ uint64_t byte_total_avx512(const uint8_t* p, size_t n) {
   return static_cast<uint64_t>(_mm512_reduce_add_epi64(all)) + byte_total_scalar(p + i, n - i);
 }
 
+namespace {
+// One checksum lane step for the four lanes of each range in `lanes`, over their next stripes.
+template <class V>
+V checksum_step(V lanes, V words, V p1, V p2);
+template <>
+__m512i checksum_step(__m512i lanes, __m512i words, __m512i p1, __m512i p2) {
+  return _mm512_mullo_epi64(_mm512_rol_epi64(_mm512_add_epi64(lanes, _mm512_mullo_epi64(words, p2)), 31), p1);
+}
+template <>
+__m256i checksum_step(__m256i lanes, __m256i words, __m256i p1, __m256i p2) {
+  return _mm256_mullo_epi64(_mm256_rol_epi64(_mm256_add_epi64(lanes, _mm256_mullo_epi64(words, p2)), 31), p1);
+}
+
+// The lanes of ranges p[0, 2·kPairs), two ranges per register (their stripes side by side).
+template <int kPairs>
+void checksum_pairs(const uint8_t* const* p, size_t bytes, uint64_t* lanes) {
+  const __m512i p1 = _mm512_set1_epi64(static_cast<long long>(format::kChecksumP1));
+  const __m512i p2 = _mm512_set1_epi64(static_cast<long long>(format::kChecksumP2));
+  __m512i acc[kPairs];
+  for (int k = 0; k < kPairs; ++k) acc[k] = _mm512_loadu_si512(lanes + 8 * k);
+  for (size_t i = 0; i < bytes; i += 32)
+    for (int k = 0; k < kPairs; ++k) {
+      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p[2 * k] + i));
+      const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p[2 * k + 1] + i));
+      acc[k] = checksum_step(acc[k], _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), p1, p2);
+    }
+  for (int k = 0; k < kPairs; ++k) _mm512_storeu_si512(lanes + 8 * k, acc[k]);
+}
+
+void checksum_lanes_avx512(const uint8_t* const* p, int n, size_t bytes, uint64_t* lanes) {
+  const int pairs = n / 2;
+  if (pairs == 2) checksum_pairs<2>(p, bytes, lanes);
+  if (pairs == 1) checksum_pairs<1>(p, bytes, lanes);
+  if (n % 2 == 0) return;
+  // The odd range out, in a 256-bit register.
+  const __m256i p1 = _mm256_set1_epi64x(static_cast<long long>(format::kChecksumP1));
+  const __m256i p2 = _mm256_set1_epi64x(static_cast<long long>(format::kChecksumP2));
+  const uint8_t* last = p[n - 1];
+  uint64_t* last_lanes = lanes + 4 * (n - 1);
+  __m256i acc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(last_lanes));
+  for (size_t i = 0; i < bytes; i += 32)
+    acc = checksum_step(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(last + i)), p1, p2);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(last_lanes), acc);
+}
+}  // namespace
+
 const KernelTable kAvx512Kernels = {"avx512", block_dots_avx512, quantize_acts_avx512,
                                     attend_avx512, hadamard_avx512, byte_total_avx512,
                                     swiglu_avx512, vecmat_f16_simd<Avx512>,
-                                    f16_to_f32_simd<Avx512>};
+                                    f16_to_f32_simd<Avx512>, checksum_lanes_avx512};
 
 }  // namespace rotor

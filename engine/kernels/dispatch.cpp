@@ -29,7 +29,8 @@ std::vector<Isa> supported_isas() {
       __builtin_cpu_supports("f16c"))
     isas.push_back(Isa::kAvx2);
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vnni"))
     isas.push_back(Isa::kAvx512);
 #elif defined(__aarch64__)
   isas.push_back(Isa::kNeon);  // Advanced SIMD is part of every AArch64 CPU

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/format/rotor_format.h"
 #include "engine/import/dtype.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
@@ -152,8 +153,13 @@ void f16_to_f32_scalar(const uint16_t* h, size_t n, float* out) {
   for (size_t i = 0; i < n; ++i) out[i] = f16_to_f32(h[i]);
 }
 
+void checksum_lanes_scalar(const uint8_t* const* p, int n, size_t bytes, uint64_t* lanes) {
+  for (int c = 0; c < n; ++c) format::checksum_stripes(lanes + 4 * c, p[c], bytes);
+}
+
 const KernelTable kScalarKernels = {"scalar", block_dots_scalar, quantize_acts_scalar,
                                     attend_scalar, hadamard_scalar, byte_total_scalar,
-                                    swiglu_scalar, vecmat_f16_scalar, f16_to_f32_scalar};
+                                    swiglu_scalar, vecmat_f16_scalar, f16_to_f32_scalar,
+                                    checksum_lanes_scalar};
 
 }  // namespace rotor
