@@ -11,7 +11,9 @@
 #            rotation recipe's online steps, and their share of decode time.
 #   depth    decode at ONLINE_SHAPE from an empty context and after 4096 − DECODE_TOKENS
 #            cached positions, per K cache layout.
-# The synthetic files are kept in models/cache/synth/ and reused (llama2-7b: 3.6 GB each).
+# The synthetic files are kept in models/cache/synth/ and reused (llama2-7b: 3.6 GB each) while
+# their format version is the one this build writes; after a change to what `rotor synth`
+# writes within one format version, delete them.
 # Usage: bench/run_speed.sh [stories] [synth] [online] [depth]   (no argument: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,7 @@ DECODE_TOKENS=${DECODE_TOKENS:-32}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
 ONLINE_SHAPE=${ONLINE_SHAPE:-llama2-7b}
 tables=${*:-stories synth online depth}
+FORMAT_VERSION=$("$ROTOR" --version | sed -n 's/.*writes rotor file format version \([0-9]*\).*/\1/p')
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -98,11 +101,18 @@ synth_table() {
   done
 }
 
-# A synthetic file in the cache, written on first use: synth_file NAME SYNTH-FLAGS...
+# A synthetic file in the cache, written on first use and again when its format version is
+# older than the one this build writes: synth_file NAME SYNTH-FLAGS...
 synth_file() {
   local file=models/cache/synth/$1.rotor
   shift
   mkdir -p models/cache/synth
+  if [ -f "$file" ]; then
+    local has
+    has=$({ "$ROTOR" info "$file" --json 2>/dev/null || true; } |
+          sed -n 's/.*"format_version":\([0-9]*\).*/\1/p')
+    [ "${has:-0}" = "$FORMAT_VERSION" ] || rm -f "$file"
+  fi
   [ -f "$file" ] || "$ROTOR" synth "$@" -o "$file" >&2
   echo "$file"
 }

@@ -40,6 +40,7 @@ struct Model {
   ModelConfig config;
   std::string path;     // what the user named
   std::string format;   // "llama2.c", "hf-safetensors", "rotor"
+  uint32_t format_version = 0;  // rotor files: the version of the file's layout
   std::string dtype;    // storage type of the source weights: "f32", "bf16", "f16"
   uint64_t file_bytes = 0;
 

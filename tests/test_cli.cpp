@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "engine/format/rotor_format.h"
 #include "tests/helpers.h"
 
 using namespace rotor::test;
@@ -176,6 +177,10 @@ TEST_CASE("cli: info and --help") {
   CHECK(j["dtype"] == "bf16");
   CHECK(j["n_kv_heads"] == 4);
   CHECK(j["parameters"] == 260032);
+
+  CliResult version = run_rotor({"--version"});
+  CHECK(version.exit_code == 0);
+  CHECK(version.out.find("format version " + std::to_string(rotor::format::kVersion)) != std::string::npos);
 
   CliResult top = run_rotor({"--help"});
   CHECK(top.exit_code == 0);

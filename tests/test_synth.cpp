@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "engine/error.h"
@@ -122,6 +123,11 @@ TEST_CASE("synth: a rotation recipe's online steps are in the file and run") {
       const uint64_t resid =
           per_layer ? m->layers.size() * 2 * m->online.resid_blocks * b * b * sizeof(uint16_t) : 0;
       CHECK(m->weight_bytes_per_token() == linear_bytes + resid);
+      // rotor info names the file's format version and the blocks' storage type.
+      auto info = nlohmann::json::parse(run_rotor({"info", tmp.file("m.rotor"), "--json"}).out);
+      CHECK(info["format_version"] == format::kVersion);
+      CHECK(info.contains("residual_blocks") == per_layer);
+      if (per_layer) CHECK(info["residual_blocks"] == "f16");
       Session s(*m);
       const float* logits = s.prefill({1, 17, 300, 42});
       logits = s.decode(100);

@@ -50,6 +50,9 @@ int cmd_info(int argc, char** argv) {
     const auto* wo = dynamic_cast<const QuantizedLinear*>(l.wo.get());
     if (wo && !wo->activation().segment_clips.empty()) ++head_clips;
   }
+  if (model->format_version > 0) j["format_version"] = model->format_version;
+  const ResidualBlocks& blocks = model->layers.empty() ? ResidualBlocks{} : model->layers[0].resid_attn;
+  if (blocks) j["residual_blocks"] = blocks.f16 ? "f16" : "f32";
   if (model->quantized) {
     j["recipe"] = format::recipe_to_json(model->recipe);
     j["o_proj_head_clip_layers"] = head_clips;
@@ -61,8 +64,10 @@ int cmd_info(int argc, char** argv) {
   }
   const char* attention = c.n_kv_heads == c.n_heads ? "multi-head" : "grouped-query";
   std::printf("model       %s\n", model->path.c_str());
-  std::printf("format      %s, %s weights, %.2f MB on disk\n", model->format.c_str(),
-              model->dtype.c_str(), model->file_bytes / 1e6);
+  const std::string version =
+      model->format_version > 0 ? " version " + std::to_string(model->format_version) : "";
+  std::printf("format      %s%s, %s weights, %.2f MB on disk\n", model->format.c_str(),
+              version.c_str(), model->dtype.c_str(), model->file_bytes / 1e6);
   std::printf("arch        llama: %d layers, dim %d, MLP %d, vocab %d, %s classifier\n",
               c.n_layers, c.dim, c.hidden_dim, c.vocab_size,
               c.tied_embeddings ? "tied" : "untied");
@@ -95,7 +100,8 @@ int cmd_info(int argc, char** argv) {
     step(on.qk != nullptr, "R3 on Q/K");
     step(on.down != nullptr, "R4 on the down_proj input");
     step(!model->layers.empty() && model->layers[0].down_scale, "BDQ scales");
-    step(!model->layers.empty() && model->layers[0].resid_attn, "residual blocks");
+    step(blocks && blocks.f16, "residual blocks (f16)");
+    step(blocks && blocks.f32, "residual blocks (f32)");
     std::printf("rotation    %s%s; online steps: %s\n", r.rotation.c_str(), r.bdq ? " + BDQ" : "",
                 steps.empty() ? "none" : steps.c_str());
     if (!r.calib.empty())

@@ -8,7 +8,9 @@
 #include <string>
 
 #include "engine/error.h"
+#include "engine/format/rotor_format.h"
 #include "tools/commands.h"
+#include "tools/version.h"
 
 namespace {
 
@@ -38,7 +40,8 @@ void print_help() {
       "\nMODEL is a compact rotor file (from 'rotor quantize'), a llama2.c .bin checkpoint\n"
       "(tokenizer.model beside it) or a Hugging Face LLaMA directory (config.json,\n"
       "*.safetensors, tokenizer.model).\n"
-      "'rotor COMMAND --help' lists the options of each command.\n\n"
+      "'rotor COMMAND --help' lists the options of each command; 'rotor --version' prints\n"
+      "this build's version and the rotor file format versions it writes and reads.\n\n"
       "Exit codes: 0 success, 1 internal error, 2 bad input (path, file, flag, prompt).");
 }
 
@@ -64,6 +67,12 @@ int main(int argc, char** argv) {
   const std::string name = argv[1];
   if (name == "--help" || name == "-h" || name == "help") {
     print_help();
+    return 0;
+  }
+  if (name == "--version") {
+    std::printf("rotor %s (writes rotor file format version %u, reads versions %u to %u)\n",
+                rotor::kRotorVersion, rotor::format::kVersion, rotor::format::kOldestVersion,
+                rotor::format::kVersion);
     return 0;
   }
   try {

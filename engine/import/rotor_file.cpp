@@ -23,6 +23,7 @@ using nlohmann::json;
 namespace {
 
 struct Sections {
+  uint32_t version = 0;
   const uint8_t* manifest = nullptr;
   size_t manifest_size = 0;
   const uint8_t* tokenizer = nullptr;
@@ -96,6 +97,7 @@ Sections read_sections(const MappedFile& f) {
     throw Error(p + ": section directory checksum mismatch (corrupted file)");
 
   Sections s;
+  s.version = h.version;
   for (const fmt::SectionEntry& e : dir) {
     const std::string name = "section " + std::to_string(e.kind);
     if (e.offset % fmt::kAlign != 0 || e.offset > f.size() || e.size > f.size() - e.offset)
@@ -346,6 +348,7 @@ std::unique_ptr<Model> import_rotor(const std::string& path) {
   model->quantized = true;
   model->path = path;
   model->format = "rotor";
+  model->format_version = s.version;
   model->file_bytes = f.size();
   model->tokenizer_proto.assign(reinterpret_cast<const char*>(s.tokenizer), s.tokenizer_size);
   model->tokenizer_path = path + " (embedded)";
