@@ -36,8 +36,12 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   // (a 7B file's warm load here: 0.21-0.29 s -> 0.07-0.08 s). The load that reads the file from
   // disk costs more where the hypervisor takes free 2 MB blocks back (free page reporting, as
   // on the development VM: 1.2 -> 3.2 s), once per file until the page cache drops it.
+#ifdef MADV_HUGEPAGE  // Linux
   ::madvise(p, size_, MADV_HUGEPAGE);
+#endif
+#ifdef POSIX_FADV_WILLNEED
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+#endif
   ::close(fd);
   data_ = static_cast<const uint8_t*>(p);
 }

@@ -21,7 +21,9 @@ uint8_t* huge_page_buffer(size_t bytes) {
   const size_t size = (bytes + kHugePage - 1) / kHugePage * kHugePage;
   void* p = std::aligned_alloc(kHugePage, size);
   if (!p) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE  // Linux
   ::madvise(p, size, MADV_HUGEPAGE);  // a hint: without it the probe reads 4 KB pages
+#endif
   return static_cast<uint8_t*>(p);
 }
 }  // namespace
