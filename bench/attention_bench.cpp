@@ -72,7 +72,7 @@ void register_attention(Isa isa) {
             ->Unit(benchmark::kMicrosecond);
       }
   struct Gqa { int head_dim, n_q, n_pos; };
-  for (const Gqa& g : {Gqa{8, 2, 128}, Gqa{64, 8, 512}, Gqa{64, 8, 4096}}) {
+  for (const Gqa& g : {Gqa{8, 2, 128}, Gqa{64, 8, 512}, Gqa{64, 8, 4096}, Gqa{128, 1, 4096}}) {
     const std::string detail = "kv4/d" + std::to_string(g.head_dim) + "/h" +
                                std::to_string(g.n_q) + "/pos" + std::to_string(g.n_pos);
     benchmark::RegisterBenchmark(bench_name("attend_gqa", isa, detail).c_str(), run, isa,

@@ -227,8 +227,8 @@ TEST_CASE("cli: bench reports speeds, memory, bandwidth and roofline") {
   CHECK(too_long.exit_code == 2);
   CHECK(too_long.err.find("exceed the model's 512 positions") != std::string::npos);
 
-  // --depth: decode again after that many cached positions, and the slowdown of the medians;
-  // --profile: every step's share of decode time.
+  // --depth: decode again after that many cached positions, and the slowdown (with one repeat,
+  // of its two decodes); --profile: every step's share of decode time, for each kind of decode.
   CliResult deep = run_rotor({"bench", "-m", llama2c_path("stories260K"), "-p", "8", "-n", "8",
                               "-r", "1", "-t", "1", "--depth", "400", "--profile", "--json"});
   REQUIRE_MESSAGE(deep.exit_code == 0, deep.err);
@@ -253,6 +253,13 @@ TEST_CASE("cli: bench reports speeds, memory, bandwidth and roofline") {
   for (const char* step : {"embedding", "rmsnorm", "q/k/v proj", "attention", "o_proj",
                            "gate/up proj", "down_proj", "classifier"})
     CHECK(d["decode_step_share"].contains(step));
+  // The decodes at depth have a profile of their own, where attention over 400 positions takes
+  // a larger share than over the 8 to 16 of the empty-context decode.
+  double deep_total = 0.0;
+  for (const auto& [step, share] : d["decode_at_depth_step_share"].items()) deep_total += share.get<double>();
+  CHECK(deep_total == doctest::Approx(1.0));
+  CHECK(d["decode_at_depth_step_share"]["attention"].get<double>() >
+        d["decode_step_share"]["attention"].get<double>());
   for (const std::vector<std::string>& bad :
        {std::vector<std::string>{"--depth", "500", "-n", "100"}, {"--depth", "10", "-n", "0"}}) {
     std::vector<std::string> args = {"bench", "-m", llama2c_path("stories260K"), "-p", "8"};

@@ -74,7 +74,8 @@ int cmd_bench(int argc, char** argv) {
   args.option("repeat", 'r', "R", "repeats; medians and spread are reported", "3");
   args.option("depth", 'd', "D",
               "also decode N tokens after D positions of context (random cached keys and "
-              "values, not a prefill) and report the slowdown against an empty context", "0");
+              "values, not a prefill) in each repeat, next to its decode from an empty "
+              "context, and report the slowdown (the median of the repeats' ratios)", "0");
   args.flag("profile", 0, "also time each step of the decode passes and report its share");
   args.flag("json", 0, "print one JSON object");
   if (!args.parse(argc, argv)) return 0;
@@ -103,6 +104,10 @@ int cmd_bench(int argc, char** argv) {
   for (int& t : prompt) t = token(rng);
 
   Session session(model, std::max(P, depth) + N);
+  // Timing the steps costs a clock read per step: the profiled passes are the decode ones only,
+  // from an empty context and (--depth) after `depth` positions.
+  StepProfile profile, depth_profile;
+  const bool profiling = args.has("profile");
   auto run_prefill = [&] {
     session.reset();
     return session.prefill(prompt);
@@ -115,26 +120,34 @@ int cmd_bench(int argc, char** argv) {
   auto run_at_depth = [&](int n, int seed) {
     session.reset();
     session.fill_context(depth, seed);
+    if (profiling) session.set_profile(&depth_profile);
     const auto t0 = Clock::now();
     run_decode(session.decode(prompt[0]), n - 1);
-    return seconds(t0, Clock::now());
+    const double s = seconds(t0, Clock::now());
+    session.set_profile(nullptr);
+    return s;
   };
   // A warm-up pass first, as llama-bench has: it faults the mapped weights in and makes every
   // allocation the timed repeats make, so the peak memory read after it is theirs (the
   // bandwidth probe's buffer comes after it and is not counted).
   run_decode(run_prefill(), std::min(N, 1));
-  if (depth > 0) run_at_depth(1, 0);
+  if (depth > 0) {
+    run_at_depth(1, 0);
+    depth_profile = StepProfile();
+  }
   rusage ru;
   ::getrusage(RUSAGE_SELF, &ru);
   const double peak = ru.ru_maxrss * 1024.0;
   BandwidthProbe probe(threads);
 
   const double bytes_per_token = static_cast<double>(model.weight_bytes_per_token());
-  std::vector<double> prefill, decode, deep, bandwidth, roofline;
-  // Timing the steps costs a clock read per step: the profiled passes are the decode ones only.
-  StepProfile profile;
-  const bool profiling = args.has("profile");
+  std::vector<double> prefill, decode, deep, bandwidth, roofline, slowdowns;
   for (int r = 0; r < R; ++r) {
+    // The decode at depth beside this repeat's empty-context decode, before it in odd repeats:
+    // the machine's bandwidth can change within seconds, and a ratio of two decodes timed
+    // seconds apart, in alternating order, is less at its mercy than a ratio of medians.
+    const bool deep_first = depth > 0 && r % 2 == 1;
+    if (deep_first) deep.push_back(N / run_at_depth(N, r));
     auto t0 = Clock::now();
     const float* logits = run_prefill();
     prefill.push_back(P / seconds(t0, Clock::now()));
@@ -146,13 +159,14 @@ int cmd_bench(int argc, char** argv) {
     // The bandwidth right after the decode it is set against.
     bandwidth.push_back(probe.sample());
     roofline.push_back(N > 0 ? bytes_per_token * decode.back() / bandwidth.back() : 0.0);
-    if (depth > 0) deep.push_back(N / run_at_depth(N, r));
+    if (depth > 0 && !deep_first) deep.push_back(N / run_at_depth(N, r));
+    if (depth > 0) slowdowns.push_back(decode.back() / deep.back() - 1.0);
   }
   const Spread pre = spread(prefill);
   const Spread dec = N > 0 ? spread(decode) : Spread{0, 0, 0};
   const Spread at_depth = depth > 0 ? spread(deep) : Spread{0, 0, 0};
-  // How much slower decode is at depth than from an empty context (medians).
-  const double slowdown = depth > 0 ? dec.median / at_depth.median - 1.0 : 0.0;
+  // How much slower decode is at depth than from an empty context: the median of the repeats'.
+  const double slowdown = depth > 0 ? spread(slowdowns).median : 0.0;
   const Spread bw = spread(bandwidth);
   const double roof = spread(roofline).median;
 
@@ -175,6 +189,10 @@ int cmd_bench(int argc, char** argv) {
       j["depth"] = depth;
       j["decode_at_depth_tok_s"] = s(at_depth);
       j["depth_slowdown"] = slowdown;
+      if (profiling) {
+        nlohmann::json& shares = j["decode_at_depth_step_share"];
+        for (const auto& [name, share] : step_shares(depth_profile)) shares[name] = share;
+      }
     }
     std::puts(j.dump().c_str());
     return 0;
@@ -195,6 +213,12 @@ int cmd_bench(int argc, char** argv) {
     for (const auto& [name, share] : step_shares(profile))
       line += (line.empty() ? "" : ", ") + std::string(name) + " " + percent(share);
     std::printf("steps      share of decode time: %s\n", line.c_str());
+    if (depth > 0) {
+      line.clear();
+      for (const auto& [name, share] : step_shares(depth_profile))
+        line += (line.empty() ? "" : ", ") + std::string(name) + " " + percent(share);
+      std::printf("           at depth %d: %s\n", depth, line.c_str());
+    }
   }
   std::printf("memory     peak %.1f MB; %.3f MB of weights read per decoded token\n", peak / 1e6,
               bytes_per_token / 1e6);
