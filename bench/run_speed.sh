@@ -147,7 +147,7 @@ depth_table() {
   local shape=$ONLINE_SHAPE t=${THREADS##* } depth=$((4096 - DECODE_TOKENS))
   echo "Context depth at $shape, W4A4KV4, $t threads: rotor bench -p 1 -n $DECODE_TOKENS --depth $depth -r $BENCH_REPEAT (median)"
   echo
-  printf '| K cache | decode tok/s, empty | decode tok/s at %d | slowdown |\n|---|---|---|---|\n' "$depth"
+  printf '| K cache | decode tok/s, empty | decode tok/s at %d | slowdown (median of paired repeats) |\n|---|---|---|---|\n' "$depth"
   for k in 32 0; do
     file=$(synth_file "$shape-w4a4kv4-kivi$k" --shape "$shape" --a-bits 4 --kv-bits 4 --kv-k-group "$k")
     out=$("$ROTOR" bench -m "$file" -p 1 -n "$DECODE_TOKENS" -r "$BENCH_REPEAT" -t "$t" --depth "$depth" --json)
