@@ -49,10 +49,20 @@ std::vector<std::pair<const char*, double>> step_shares(const StepProfile& p) {
   return out;
 }
 
-std::string percent(double fraction) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * fraction);
-  return buf;
+// The shares as a JSON object, and as one line of "step 12.3%" items.
+nlohmann::json shares_json(const StepProfile& p) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, share] : step_shares(p)) j[name] = share;
+  return j;
+}
+std::string shares_line(const StepProfile& p) {
+  std::string line;
+  for (const auto& [name, share] : step_shares(p)) {
+    char item[64];
+    std::snprintf(item, sizeof item, "%s%s %.1f%%", line.empty() ? "" : ", ", name, 100.0 * share);
+    line += item;
+  }
+  return line;
 }
 
 }  // namespace
@@ -181,18 +191,12 @@ int cmd_bench(int argc, char** argv) {
                         {"prefill_tok_s", s(pre)},       {"decode_tok_s", s(dec)},
                         {"peak_rss_bytes", peak},        {"weight_bytes_per_token", bytes_per_token},
                         {"read_bandwidth_bytes_s", s(bw)}, {"roofline_fraction", roof}};
-    if (profiling) {
-      nlohmann::json& shares = j["decode_step_share"];
-      for (const auto& [name, share] : step_shares(profile)) shares[name] = share;
-    }
+    if (profiling) j["decode_step_share"] = shares_json(profile);
     if (depth > 0) {
       j["depth"] = depth;
       j["decode_at_depth_tok_s"] = s(at_depth);
       j["depth_slowdown"] = slowdown;
-      if (profiling) {
-        nlohmann::json& shares = j["decode_at_depth_step_share"];
-        for (const auto& [name, share] : step_shares(depth_profile)) shares[name] = share;
-      }
+      if (profiling) j["decode_at_depth_step_share"] = shares_json(depth_profile);
     }
     std::puts(j.dump().c_str());
     return 0;
@@ -209,16 +213,9 @@ int cmd_bench(int argc, char** argv) {
                 "%.1f%% slower than from an empty context\n",
                 N, depth, at_depth.median, at_depth.min, at_depth.max, 100.0 * slowdown);
   if (profiling) {
-    std::string line;
-    for (const auto& [name, share] : step_shares(profile))
-      line += (line.empty() ? "" : ", ") + std::string(name) + " " + percent(share);
-    std::printf("steps      share of decode time: %s\n", line.c_str());
-    if (depth > 0) {
-      line.clear();
-      for (const auto& [name, share] : step_shares(depth_profile))
-        line += (line.empty() ? "" : ", ") + std::string(name) + " " + percent(share);
-      std::printf("           at depth %d: %s\n", depth, line.c_str());
-    }
+    std::printf("steps      share of decode time: %s\n", shares_line(profile).c_str());
+    if (depth > 0)
+      std::printf("           at depth %d: %s\n", depth, shares_line(depth_profile).c_str());
   }
   std::printf("memory     peak %.1f MB; %.3f MB of weights read per decoded token\n", peak / 1e6,
               bytes_per_token / 1e6);

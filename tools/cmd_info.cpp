@@ -51,7 +51,7 @@ int cmd_info(int argc, char** argv) {
     if (wo && !wo->activation().segment_clips.empty()) ++head_clips;
   }
   if (model->format_version > 0) j["format_version"] = model->format_version;
-  const ResidualBlocks& blocks = model->layers.empty() ? ResidualBlocks{} : model->layers[0].resid_attn;
+  const ResidualBlocks blocks = model->layers.empty() ? ResidualBlocks{} : model->layers[0].resid_attn;
   if (blocks) j["residual_blocks"] = blocks.f16 ? "f16" : "f32";
   if (model->quantized) {
     j["recipe"] = format::recipe_to_json(model->recipe);
@@ -100,8 +100,7 @@ int cmd_info(int argc, char** argv) {
     step(on.qk != nullptr, "R3 on Q/K");
     step(on.down != nullptr, "R4 on the down_proj input");
     step(!model->layers.empty() && model->layers[0].down_scale, "BDQ scales");
-    step(blocks && blocks.f16, "residual blocks (f16)");
-    step(blocks && blocks.f32, "residual blocks (f32)");
+    step(static_cast<bool>(blocks), blocks.f16 ? "residual blocks (f16)" : "residual blocks (f32)");
     std::printf("rotation    %s%s; online steps: %s\n", r.rotation.c_str(), r.bdq ? " + BDQ" : "",
                 steps.empty() ? "none" : steps.c_str());
     if (!r.calib.empty())

@@ -7,8 +7,6 @@
 namespace rotor::format {
 
 namespace {
-constexpr uint64_t kP1 = kChecksumP1;
-constexpr uint64_t kP2 = kChecksumP2;
 constexpr uint64_t kP3 = 0x165667B19E3779F9ull;
 
 inline uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
@@ -17,7 +15,7 @@ inline uint64_t load64(const uint8_t* p) {
   std::memcpy(&v, p, 8);
   return v;
 }
-inline uint64_t lane(uint64_t acc, uint64_t v) { return rotl(acc + v * kP2, 31) * kP1; }
+inline uint64_t lane(uint64_t acc, uint64_t v) { return rotl(acc + v * kChecksumP2, 31) * kChecksumP1; }
 }  // namespace
 
 void checksum_stripes(uint64_t lanes[4], const uint8_t* p, size_t n) {
@@ -66,10 +64,10 @@ uint64_t Checksum::digest() const {
   uint64_t h = rotl(a, 1) + rotl(b, 7) + rotl(c, 12) + rotl(d, 18) + total_;
   const uint8_t* p = tail_;
   const uint8_t* end = tail_ + pending_;
-  for (; end - p >= 8; p += 8) h = rotl(h ^ lane(0, load64(p)), 27) * kP1 + kP3;
-  for (; p < end; ++p) h = rotl(h ^ (*p * kP3), 11) * kP1;
+  for (; end - p >= 8; p += 8) h = rotl(h ^ lane(0, load64(p)), 27) * kChecksumP1 + kP3;
+  for (; p < end; ++p) h = rotl(h ^ (*p * kP3), 11) * kChecksumP1;
   h ^= h >> 33;
-  h *= kP2;
+  h *= kChecksumP2;
   h ^= h >> 29;
   h *= kP3;
   h ^= h >> 32;

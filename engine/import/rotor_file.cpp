@@ -32,29 +32,31 @@ struct Sections {
   size_t data_size = 0;
 };
 
-// The checksums of chunks [c0, c1) of a section: the whole 16 MiB chunks side by side through
-// the kernels' checksum_lanes, the section's shorter last chunk on its own.
-void chunk_checksums(const uint8_t* base, size_t size, size_t c0, size_t c1, uint64_t* out) {
-  const KernelTable& k = kernels();
-  const uint8_t* starts[kChecksumWays];
+// The checksums of n ≤ kChecksumWays byte ranges of `size` bytes each: their whole stripes side
+// by side through the kernels' checksum_lanes, each one's tail finished on its own.
+void range_checksums(const uint8_t* const* starts, int n, size_t size, uint64_t* out) {
   uint64_t lanes[4 * kChecksumWays];
+  for (int c = 0; c < n; ++c) std::copy(fmt::kChecksumSeed, fmt::kChecksumSeed + 4, lanes + 4 * c);
+  const size_t stripes = size / 32 * 32;
+  kernels().checksum_lanes(starts, n, stripes, lanes);
+  for (int c = 0; c < n; ++c) {
+    fmt::Checksum rest(lanes + 4 * c, stripes);
+    rest.update(starts[c] + stripes, size - stripes);
+    out[c] = rest.digest();
+  }
+}
+
+// The checksums of chunks [c0, c1) of a section: the whole 16 MiB chunks together, the section's
+// shorter last chunk on its own.
+void chunk_checksums(const uint8_t* base, size_t size, size_t c0, size_t c1, uint64_t* out) {
   const size_t whole = std::min(c1, size / fmt::kChecksumChunk);  // chunks before it are whole
   const int n = static_cast<int>(std::max(whole, c0) - c0);
-  for (int c = 0; c < n; ++c) {
-    starts[c] = base + (c0 + c) * fmt::kChecksumChunk;
-    std::copy(fmt::kChecksumSeed, fmt::kChecksumSeed + 4, lanes + 4 * c);
-  }
-  k.checksum_lanes(starts, n, fmt::kChecksumChunk, lanes);
-  for (int c = 0; c < n; ++c) out[c] = fmt::Checksum(lanes + 4 * c, fmt::kChecksumChunk).digest();
+  const uint8_t* starts[kChecksumWays];
+  for (int c = 0; c < n; ++c) starts[c] = base + (c0 + c) * fmt::kChecksumChunk;
+  range_checksums(starts, n, fmt::kChecksumChunk, out);
   if (c0 + n == c1) return;
   const uint8_t* last = base + (c1 - 1) * fmt::kChecksumChunk;
-  const size_t last_size = size - (c1 - 1) * fmt::kChecksumChunk;
-  const size_t stripes = last_size / 32 * 32;
-  std::copy(fmt::kChecksumSeed, fmt::kChecksumSeed + 4, lanes);
-  k.checksum_lanes(&last, 1, stripes, lanes);
-  fmt::Checksum rest(lanes, stripes);
-  rest.update(last + stripes, last_size - stripes);
-  out[n] = rest.digest();
+  range_checksums(&last, 1, size - (c1 - 1) * fmt::kChecksumChunk, out + n);
 }
 
 // A section's checksum as the file's version defines it. From version 2 on, the pool checksums
