@@ -75,10 +75,15 @@ KvCache::KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits, 
     k_min_ = ZeroedArray<float>(slots);
     return;
   }
-  // The kernels step through a channel's codes 8 bytes (16 nibbles) at a time.
+  // The kernels step through a group 16 positions at a time, and through the channels in
+  // blocks of 2 (8-bit) or 4 (4-bit); q'·code sums of up to 256 channels fit in int32.
   if (k_group < 0 || k_group % 16)
     throw Error("K cache group of " + std::to_string(k_group) +
                 " positions is not a multiple of 16");
+  const int block = bits_ == 8 ? 2 : 4;
+  if (head_dim % block || head_dim > 256)
+    throw Error("K cache groups need a head size that is a multiple of " +
+                std::to_string(block) + " and at most 256, not " + std::to_string(head_dim));
   k_group_ = k_group;
   n_groups_ = ctx / k_group;
   group_bytes_ = static_cast<size_t>(head_dim) * k_group * bits_ / 8;
@@ -143,13 +148,9 @@ void KvCache::store_k_group(int layer, int pos, const float* k) {
       const Range r = clipped_range(x, 1, G, bits_, 1.0f);
       kg_scale_[gi * head_dim_ + c] = r.scale;
       kg_min_[gi * head_dim_ + c] = r.min;
-      uint8_t* cc = codes + static_cast<size_t>(c) * G * bits_ / 8;
       for (int p = 0; p < G; ++p) {
-        const int code = code_of(x[p], r, bits_);
-        if (bits_ == 8)
-          cc[p] = static_cast<uint8_t>(code);
-        else
-          cc[p % (G / 2)] |= static_cast<uint8_t>(p < G / 2 ? code : code << 4);
+        const KiviSlot at = kivi_slot(G, bits_, c, p);
+        codes[at.byte] |= static_cast<uint8_t>(code_of(x[p], r, bits_) << at.shift);
       }
     }
   }
@@ -169,12 +170,12 @@ void KvCache::truncate(int layer, int pos) {
   for (int h = 0; h < n_kv_heads_; ++h) {
     const size_t gi = group_index(layer, h, g);
     for (int c = 0; c < head_dim_; ++c) {
-      const uint8_t* cc = &kg_codes_[gi * group_bytes_ + static_cast<size_t>(c) * G * bits_ / 8];
+      const uint8_t* codes = &kg_codes_[gi * group_bytes_];
       const Range r{kg_scale_[gi * head_dim_ + c], kg_min_[gi * head_dim_ + c]};
       float* x = partial + (static_cast<size_t>(h) * head_dim_ + c) * G;
       for (int p = 0; p < kept; ++p) {
-        const int code = bits_ == 8 ? cc[p] : p < G / 2 ? cc[p] & 0x0F : cc[p - G / 2] >> 4;
-        x[p] = r.scale * code + r.min;
+        const KiviSlot at = kivi_slot(G, bits_, c, p);
+        x[p] = r.scale * (codes[at.byte] >> at.shift & ((1 << bits_) - 1)) + r.min;
       }
     }
   }

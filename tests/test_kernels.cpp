@@ -381,19 +381,39 @@ struct KiviCase {
     kv.k_float_stride = G + 3;
   }
 
+  bool in_group(int t) const { return t / kv.k_group < static_cast<int>(v_scale.size()) / kv.k_group; }
+
+  // The code of channel c at position t (in a complete group), as kivi_slot places it.
+  int code(int t, int c) const {
+    const int G = kv.k_group;
+    const uint8_t* group = &k_codes[static_cast<size_t>(t / G) * kv.head_dim * G * kv.bits / 8];
+    const KiviSlot at = kivi_slot(G, kv.bits, c, t % G);
+    return group[at.byte] >> at.shift & ((1 << kv.bits) - 1);
+  }
+
   // K of position t as the layout defines it, and the magnitude of its terms (scale·code and
   // min cancel in k but not in the kernels' sums).
   std::pair<double, double> k(int t, int c) const {
     const int hd = kv.head_dim, G = kv.k_group, g = t / G, p = t % G;
-    const int groups = static_cast<int>(v_scale.size()) / G;
-    if (g == groups) {
+    if (!in_group(t)) {
       const double f = k_float[c * kv.k_float_stride + p];
       return {f, std::fabs(f)};
     }
-    const uint8_t* codes = &k_codes[(static_cast<size_t>(g) * hd + c) * G * kv.bits / 8];
-    const int code = kv.bits == 8 ? codes[p] : p < G / 2 ? codes[p] & 0x0F : codes[p - G / 2] >> 4;
-    const double sc = static_cast<double>(k_scale[g * hd + c]) * code, m = k_min[g * hd + c];
+    const double sc = static_cast<double>(k_scale[g * hd + c]) * code(t, c), m = k_min[g * hd + c];
     return {sc + m, std::fabs(sc) + std::fabs(m)};
+  }
+
+  // How far rounding q' = q·scale / sqrt(head_dim) to 16-bit integers (kv_kernels.h) may move
+  // q·k_t: half a step per unit of code.
+  double q16_bound(const float* q, int t) const {
+    if (!in_group(t)) return 0.0;
+    const int hd = kv.head_dim, g = t / kv.k_group;
+    double top = 0.0, codes = 0.0;
+    for (int c = 0; c < hd; ++c) {
+      top = std::max(top, std::fabs(static_cast<double>(q[c]) * k_scale[g * hd + c]));
+      codes += code(t, c);
+    }
+    return 0.5 * top / std::sqrt(static_cast<double>(hd)) / 32767.0 * codes;
   }
 };
 
@@ -430,9 +450,11 @@ TEST_CASE("kernels: KIVI K scores match q·k of the dequantized layout") {
             std::vector<float> q(static_cast<size_t>(n_q) * hd);
             std::vector<float> got(static_cast<size_t>(n_q) * n_pos);
             for (float& f : q) f = normal(rng);
+            std::vector<float> reference;
             for (const auto& [name, scores] : versions) {
               CAPTURE(name);
               scores(kc.kv, q.data(), n_q, n_pos, got.data());
+              if (reference.empty()) reference = got;  // the scalar version's
               for (int h = 0; h < n_q; ++h)
                 for (int t = 0; t < n_pos; ++t) {
                   double exact = 0.0, norm = 0.0;
@@ -443,8 +465,13 @@ TEST_CASE("kernels: KIVI K scores match q·k of the dequantized layout") {
                   }
                   exact /= std::sqrt(static_cast<double>(hd));
                   norm /= std::sqrt(static_cast<double>(hd));
-                  // float sums of hd products, in another order (and q'·code + constant form)
-                  CHECK(std::fabs(got[h * n_pos + t] - exact) <= 1e-5 * (1.0 + norm));
+                  // float sums of hd products, in another order (and q'·code + constant form),
+                  // with q' in 16-bit integers
+                  const float score = got[h * n_pos + t];
+                  CHECK(std::fabs(score - exact) <=
+                        1e-5 * (1.0 + norm) + kc.q16_bound(&q[h * hd], t));
+                  // The integer dots are exact: the versions differ by the float steps only.
+                  CHECK(std::fabs(score - reference[h * n_pos + t]) <= 1e-5 * (1.0 + norm));
                 }
             }
           }

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 
+#include "engine/error.h"
 #include "engine/import/load_model.h"
 #include "engine/kv_cache.h"
 #include "engine/session.h"
@@ -146,4 +148,22 @@ TEST_CASE("kv cache: a rewind into a complete K group, then the same tokens, mat
     else  // the kept rows of the group were rounded once more: at most the whole cache's error
       CHECK(diff <= cache_error);
   }
+}
+
+TEST_CASE("kv cache: KIVI groups reject a group or head size the kernels cannot walk") {
+  auto message = [](int head_dim, int bits, int group) {
+    try {
+      KvCache cache(1, 64, 1, head_dim, bits, group);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(message(8, 4, 24) == "K cache group of 24 positions is not a multiple of 16");
+  CHECK(message(6, 4, 32) ==
+        "K cache groups need a head size that is a multiple of 4 and at most 256, not 6");
+  CHECK(message(6, 8, 32) == "no error");  // pairs of channels at 8 bits
+  CHECK(message(512, 8, 32) ==
+        "K cache groups need a head size that is a multiple of 2 and at most 256, not 512");
+  CHECK(message(6, 4, 0) == "no error");   // K per token: any head size
 }

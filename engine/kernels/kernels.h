@@ -95,9 +95,11 @@ struct KvView {
   // kv_kernels.h); positions [0, n_pos / k_group · k_group) are in complete groups, the rest
   // are in float (k_float), and k_codes, k_scale and k_min are unused.
   int k_group = 0;
-  // Group g, channel c: codes at k_group_codes + (g·head_dim + c)·k_group·bits/8, 8-bit in
-  // position order, 4-bit with position j in the low nibble of byte j and j + k_group/2 in the
-  // high nibble; k = k_group_scale·code + k_group_min, both at [g·head_dim + c].
+  // Group g's codes start at k_group_codes + g·head_dim·k_group·bits/8 and go in blocks of
+  // channels (2 at 8 bits, 4 at 4 bits), 2·k_group bytes each: kivi_slot says where a code is.
+  // The two bytes of a position hold its channel pair (c, c + 1) as int16 lanes would, so
+  // kernels multiply them by q' with integer pair dots. k = k_group_scale·code + k_group_min,
+  // both at [g·head_dim + c].
   const uint8_t* k_group_codes = nullptr;
   const float* k_group_scale = nullptr;
   const float* k_group_min = nullptr;
@@ -109,6 +111,19 @@ struct KvView {
 
   int head_bytes() const { return head_dim * bits / 8; }  // head_dim is even at 4 bits
 };
+
+// Where the KIVI code of channel c at position p of a group sits: the byte from the group's
+// first and the code's bit shift in it. A block of channels holds, per position, channel pair
+// (b, b + 1) in two bytes (b the block's first channel) and at 4 bits pair (b + 2, b + 3) in
+// their high nibbles. head_dim must be a multiple of the block (KvCache checks).
+struct KiviSlot {
+  size_t byte;
+  int shift;
+};
+inline KiviSlot kivi_slot(int k_group, int bits, int c, int p) {
+  const int block = bits == 8 ? 2 : 4, b = c / block, r = c % block;
+  return {static_cast<size_t>(b) * 2 * k_group + 2 * p + r % 2, r >= 2 ? 4 : 0};
+}
 
 // One normalized Hadamard pass (engine/hadamard.h) on rows of n = 2^log2 · m floats, each row
 // viewed as 2^log2 blocks of m: x ← ((x ⊙ pre) · (H_{2^log2} ⊗ h)) ⊙ post, where h is m×m

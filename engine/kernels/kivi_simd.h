@@ -1,87 +1,96 @@
 // The KIVI K scores of one complete group (kv_kernels.h) written once over the vector operations
-// S of an x86 file (kv_avx2.cpp: 8 lanes, kv_avx512.cpp: 16): a tile of positions keeps its
-// scores in registers while q' is broadcast channel by channel, for up to four query heads at
-// once that share each conversion; the work is a few conversions and fused multiply-adds per
-// byte of codes. Internal linkage: each ISA's copy keeps its flags.
+// S of an x86 file (kv_avx2.cpp: 8 positions per vector, kv_avx512.cpp: 16): each position is
+// an int32 lane, and a channel block's two bytes per position widen to the int16 pair that an
+// integer pair dot (pmaddwd, vpdpwssd) multiplies by q' of those two channels. Tiles of
+// positions keep their sums in registers, for up to four query heads that share each widening.
+// Internal linkage: each ISA's copy keeps its flags.
 //
-// S: using V; W (lanes); set1, store, fma(a, b, c) = a·b + c; widen(p): W code bytes from p as
-// W int32 lanes (__m256i / __m512i); to_float, low_nibbles, high_nibbles on those lanes.
+// S: using I (int32 lanes); W (lanes); zero, pairs(p): the 2W bytes at p as W lanes of two
+// zero-extended int16; low_nibbles, high_nibbles of such lanes (the 4-bit codes of the pair);
+// pair(a, b), every lane the int16 pair (a, b); dot(acc, x, y): acc + the lanes' pair dots;
+// add; scores(p, dots, step, constant): p[0, W) = constant + step·dots.
 #pragma once
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
-#include "engine/kernels/kv_kernels.h"
+#include "engine/kernels/kivi_walk.h"
 #include "engine/kernels/x86_tiles.h"
 
 namespace rotor {
 namespace {
 
-// One step is W bytes of a channel's codes: W positions at 8 bits; at 4 bits W positions from
-// the low nibbles and the W positions half a group later from the high nibbles. The group's
-// channel_bytes = G·Bits/8 must be a multiple of W. H heads share each step's conversions.
+// T tiles of W positions at a time, two sums per tile and head (even and odd channel
+// blocks): 8 independent chains of pair dots for one head, whose latency one chain per tile
+// would expose.
 template <class S, int Bits, int H>
-void kivi_group_scores(const float* qs, const float* constants, const uint8_t* codes, int hd,
-                       int G, float* scores, size_t stride) {
-  constexpr int kVecs = Bits == 8 ? 1 : 2;                    // vectors per step
-  constexpr int kSteps = std::max(1, 8 / (kVecs * H));        // steps per tile: 8 sums in all
-  const int channel_bytes = G * Bits / 8, half = G / 2;
-  for (int b0 = 0; b0 < channel_bytes; b0 += S::W * kSteps) {
-    const int steps = std::min(kSteps, (channel_bytes - b0) / S::W);
-    typename S::V acc[H][kSteps * kVecs];
-    unrolled<H>([&](auto h) {
-      unrolled<kSteps * kVecs>([&](auto j) { acc[h][j] = S::set1(constants[h]); });
+void kivi_group_scores(const int16_t* qs, const float* steps, const float* constants,
+                       const uint8_t* codes, int hd, int G, float* scores, size_t stride) {
+  using I = typename S::I;
+  constexpr int kT = std::max(1, 4 / H);
+  constexpr int kChannels = Bits == 8 ? 2 : 4;  // per block
+  const int blocks = hd / kChannels, tiles = G / S::W;
+  const size_t block_bytes = 2 * static_cast<size_t>(G);
+  // The pair (c, c + 1) of head h as one int32 for S::pair.
+  auto pair = [&](int h, int c) { return S::pair(qs[h * hd + c], qs[h * hd + c + 1]); };
+  for (int t0 = 0; t0 < tiles; t0 += kT) {
+    const int n_tiles = std::min(kT, tiles - t0);
+    I acc[H][kT][2];
+    unrolled<H>([&](auto h) __attribute__((always_inline)) {
+      unrolled<kT>([&](auto t) __attribute__((always_inline)) { acc[h][t][0] = acc[h][t][1] = S::zero(); });
     });
-    for (int c = 0; c < hd; ++c) {
-      typename S::V w[H];
-      unrolled<H>([&](auto h) { w[h] = S::set1(qs[h * hd + c]); });
-      const uint8_t* b = codes + static_cast<size_t>(c) * channel_bytes + b0;
-      // The next group's codes, hd · channel_bytes further: a long cache streams from memory.
-      __builtin_prefetch(b + static_cast<size_t>(hd) * channel_bytes);
-      unrolled<kSteps>([&](auto s) {
-        if (s >= steps) return;
-        const auto bytes = S::widen(b + S::W * s);
+    auto add_block = [&](int b, auto parity) __attribute__((always_inline)) {
+      const uint8_t* p = codes + b * block_bytes + 2 * S::W * t0;
+      // The next group's codes, hd · G · Bits / 8 further: a long cache streams from memory.
+      for (int at = 0; at < 2 * S::W * n_tiles; at += 64) __builtin_prefetch(p + block_bytes * blocks + at);
+      I q_lo[H], q_hi[H];
+      unrolled<H>([&](auto h) __attribute__((always_inline)) {
+        q_lo[h] = pair(h, b * kChannels);
+        if constexpr (Bits == 4) q_hi[h] = pair(h, b * kChannels + 2);
+      });
+      unrolled<kT>([&](auto t) __attribute__((always_inline)) {
+        if (t >= n_tiles) return;
+        const I x = S::pairs(p + 2 * S::W * t);
         if constexpr (Bits == 8) {
-          const typename S::V f = S::to_float(bytes);
-          unrolled<H>([&](auto h) { acc[h][s] = S::fma(w[h], f, acc[h][s]); });
+          unrolled<H>([&](auto h) __attribute__((always_inline)) { acc[h][t][parity] = S::dot(acc[h][t][parity], x, q_lo[h]); });
         } else {
-          const typename S::V lo = S::to_float(S::low_nibbles(bytes));
-          const typename S::V hi = S::to_float(S::high_nibbles(bytes));
-          unrolled<H>([&](auto h) {
-            acc[h][2 * s] = S::fma(w[h], lo, acc[h][2 * s]);
-            acc[h][2 * s + 1] = S::fma(w[h], hi, acc[h][2 * s + 1]);
+          const I lo = S::low_nibbles(x), hi = S::high_nibbles(x);
+          unrolled<H>([&](auto h) __attribute__((always_inline)) {
+            acc[h][t][parity] = S::dot(acc[h][t][parity], lo, q_lo[h]);
+            acc[h][t][parity] = S::dot(acc[h][t][parity], hi, q_hi[h]);
           });
         }
       });
+    };
+    int b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+      add_block(b, std::integral_constant<int, 0>{});
+      add_block(b + 1, std::integral_constant<int, 1>{});
     }
-    unrolled<H>([&](auto h) {
-      float* out = scores + h * stride;
-      unrolled<kSteps>([&](auto s) {
-        if (s >= steps) return;
-        const int p = b0 + S::W * s;  // the step's first position (low nibbles at 4 bits)
-        if constexpr (Bits == 8) {
-          S::store(out + p, acc[h][s]);
-        } else {
-          S::store(out + p, acc[h][2 * s]);
-          S::store(out + half + p, acc[h][2 * s + 1]);
-        }
+    if (b < blocks) add_block(b, std::integral_constant<int, 0>{});
+    unrolled<H>([&](auto h) __attribute__((always_inline)) {
+      unrolled<kT>([&](auto t) __attribute__((always_inline)) {
+        if (t >= n_tiles) return;
+        S::scores(scores + h * stride + (t0 + t) * S::W, S::add(acc[h][t][0], acc[h][t][1]),
+                  steps[h], constants[h]);
       });
     });
   }
 }
 
 template <class S>
-void kivi_group_scores_of(const KvView& kv, const float* qs, const float* constants, int n_q,
-                          const uint8_t* codes, float* scores, size_t stride) {
+void kivi_group_scores_of(const KvView& kv, const int16_t* qs, const float* steps,
+                          const float* constants, int n_q, const uint8_t* codes, float* scores,
+                          size_t stride) {
   const int hd = kv.head_dim;
   head_chunks(n_q, [&](int h0, auto heads) {
     constexpr int H = decltype(heads)::value;
-    const float* q = qs + static_cast<size_t>(h0) * hd;
+    const int16_t* q = qs + static_cast<size_t>(h0) * hd;
     float* out = scores + h0 * stride;
     if (kv.bits == 8)
-      kivi_group_scores<S, 8, H>(q, constants + h0, codes, hd, kv.k_group, out, stride);
+      kivi_group_scores<S, 8, H>(q, steps + h0, constants + h0, codes, hd, kv.k_group, out, stride);
     else
-      kivi_group_scores<S, 4, H>(q, constants + h0, codes, hd, kv.k_group, out, stride);
+      kivi_group_scores<S, 4, H>(q, steps + h0, constants + h0, codes, hd, kv.k_group, out, stride);
   });
 }
 

@@ -63,13 +63,13 @@ struct DotJob {
 };
 
 // Calls f(0), …, f(N − 1) with compile-time indices, so arrays of vectors indexed by them are
-// kept in registers.
+// kept in registers (always inlined: a call would keep them in memory).
 template <class F, int... I>
-inline void unrolled(F&& f, std::integer_sequence<int, I...>) {
+__attribute__((always_inline)) inline void unrolled(F&& f, std::integer_sequence<int, I...>) {
   (f(std::integral_constant<int, I>{}), ...);
 }
 template <int N, class F>
-inline void unrolled(F&& f) {
+__attribute__((always_inline)) inline void unrolled(F&& f) {
   unrolled(f, std::make_integer_sequence<int, N>{});
 }
 
