@@ -84,8 +84,9 @@ int cmd_bench(int argc, char** argv) {
   args.option("repeat", 'r', "R", "repeats; medians and spread are reported", "3");
   args.option("depth", 'd', "D",
               "also decode N tokens after D positions of context (random cached keys and "
-              "values, not a prefill) in each repeat, next to its decode from an empty "
-              "context, and report the slowdown (the median of the repeats' ratios)", "0");
+              "values, not a prefill) in each repeat, token by token in turn with its decode "
+              "from an empty context, and report the slowdown (the median of the repeats' "
+              "ratios)", "0");
   args.flag("profile", 0, "also time each step of the decode passes and report its share");
   args.flag("json", 0, "print one JSON object");
   if (!args.parse(argc, argv)) return 0;
@@ -113,37 +114,46 @@ int cmd_bench(int argc, char** argv) {
   std::vector<int> prompt(P);
   for (int& t : prompt) t = token(rng);
 
-  Session session(model, std::max(P, depth) + N);
-  // Timing the steps costs a clock read per step: the profiled passes are the decode ones only,
-  // from an empty context and (--depth) after `depth` positions.
+  Session session(model, P + N);
+  // --depth: a second session whose cache holds `depth` positions of random keys and values
+  // (filling it is not timed), decoded token by token in turn with the first, so that both
+  // decodes see the same state of the machine, whose bandwidth can change within seconds.
+  std::unique_ptr<Session> deep_session =
+      depth > 0 ? std::make_unique<Session>(model, depth + N) : nullptr;
+  // Timing the steps costs a clock read per step: the profiled passes are the decode ones only.
   StepProfile profile, depth_profile;
   const bool profiling = args.has("profile");
   auto run_prefill = [&] {
     session.reset();
     return session.prefill(prompt);
   };
-  auto run_decode = [&](const float* logits, int n) {
-    for (int i = 0; i < n; ++i) logits = session.decode(argmax(logits, c.vocab_size));
+  auto fill_deep = [&](int seed) {
+    deep_session->reset();
+    deep_session->fill_context(depth, seed);
   };
-  // n tokens decoded after `depth` positions of random cached keys and values: the decode's
-  // seconds (filling the cache is not timed).
-  auto run_at_depth = [&](int n, int seed) {
-    session.reset();
-    session.fill_context(depth, seed);
-    if (profiling) session.set_profile(&depth_profile);
+  // One decode step of a session: the next token is the argmax of its last logits.
+  struct Decoder {
+    Session* session;
+    const float* logits;
+    int token;
+    double seconds = 0.0;
+  };
+  auto step = [&](Decoder& d) {
     const auto t0 = Clock::now();
-    run_decode(session.decode(prompt[0]), n - 1);
-    const double s = seconds(t0, Clock::now());
-    session.set_profile(nullptr);
-    return s;
+    d.logits = d.session->decode(d.token);
+    d.seconds += seconds(t0, Clock::now());
+    d.token = argmax(d.logits, c.vocab_size);
   };
   // A warm-up pass first, as llama-bench has: it faults the mapped weights in and makes every
   // allocation the timed repeats make, so the peak memory read after it is theirs (the
   // bandwidth probe's buffer comes after it and is not counted).
-  run_decode(run_prefill(), std::min(N, 1));
-  if (depth > 0) {
-    run_at_depth(1, 0);
-    depth_profile = StepProfile();
+  {
+    const float* logits = run_prefill();
+    if (N > 0) session.decode(argmax(logits, c.vocab_size));
+    if (depth > 0) {
+      fill_deep(0);
+      deep_session->decode(prompt[0]);
+    }
   }
   rusage ru;
   ::getrusage(RUSAGE_SELF, &ru);
@@ -153,24 +163,29 @@ int cmd_bench(int argc, char** argv) {
   const double bytes_per_token = static_cast<double>(model.weight_bytes_per_token());
   std::vector<double> prefill, decode, deep, bandwidth, roofline, slowdowns;
   for (int r = 0; r < R; ++r) {
-    // The decode at depth beside this repeat's empty-context decode, before it in odd repeats:
-    // the machine's bandwidth can change within seconds, and a ratio of two decodes timed
-    // seconds apart, in alternating order, is less at its mercy than a ratio of medians.
-    const bool deep_first = depth > 0 && r % 2 == 1;
-    if (deep_first) deep.push_back(N / run_at_depth(N, r));
-    auto t0 = Clock::now();
+    const auto t0 = Clock::now();
     const float* logits = run_prefill();
     prefill.push_back(P / seconds(t0, Clock::now()));
+    if (depth > 0) fill_deep(r);
+    Decoder empty{&session, logits, argmax(logits, c.vocab_size)};
+    Decoder at_depth{deep_session.get(), nullptr, prompt[0]};
     if (profiling) session.set_profile(&profile);
-    t0 = Clock::now();
-    run_decode(logits, N);
-    if (N > 0) decode.push_back(N / seconds(t0, Clock::now()));
+    if (profiling && depth > 0) deep_session->set_profile(&depth_profile);
+    for (int i = 0; i < N; ++i) {
+      if (depth > 0 && i % 2 == 1) step(at_depth);  // the deep one first in every other pair
+      step(empty);
+      if (depth > 0 && i % 2 == 0) step(at_depth);
+    }
     session.set_profile(nullptr);
+    if (depth > 0) deep_session->set_profile(nullptr);
+    if (N > 0) decode.push_back(N / empty.seconds);
     // The bandwidth right after the decode it is set against.
     bandwidth.push_back(probe.sample());
     roofline.push_back(N > 0 ? bytes_per_token * decode.back() / bandwidth.back() : 0.0);
-    if (depth > 0 && !deep_first) deep.push_back(N / run_at_depth(N, r));
-    if (depth > 0) slowdowns.push_back(decode.back() / deep.back() - 1.0);
+    if (depth > 0) {
+      deep.push_back(N / at_depth.seconds);
+      slowdowns.push_back(at_depth.seconds / empty.seconds - 1.0);
+    }
   }
   const Spread pre = spread(prefill);
   const Spread dec = N > 0 ? spread(decode) : Spread{0, 0, 0};
