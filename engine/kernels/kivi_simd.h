@@ -5,7 +5,8 @@
 // positions keep their sums in registers, for up to four query heads that share each widening.
 // Internal linkage: each ISA's copy keeps its flags.
 //
-// S: using I (int32 lanes); W (lanes); zero, pairs(p): the 2W bytes at p as W lanes of two
+// S: using I (int32 lanes); W (lanes); kMaxHeads, the most heads whose sums and q' pairs fit
+// in its registers at once; zero, pairs(p): the 2W bytes at p as W lanes of two
 // zero-extended int16; low_nibbles, high_nibbles of such lanes (the 4-bit codes of the pair);
 // pair(a, b), every lane the int16 pair (a, b); dot(acc, x, y): acc + the lanes' pair dots;
 // add; scores(p, dots, step, constant): p[0, W) = constant + step·dots.
@@ -83,7 +84,7 @@ void kivi_group_scores_of(const KvView& kv, const int16_t* qs, const float* step
                           const float* constants, int n_q, const uint8_t* codes, float* scores,
                           size_t stride) {
   const int hd = kv.head_dim;
-  head_chunks(n_q, [&](int h0, auto heads) {
+  head_chunks<S::kMaxHeads>(n_q, [&](int h0, auto heads) {
     constexpr int H = decltype(heads)::value;
     const int16_t* q = qs + static_cast<size_t>(h0) * hd;
     float* out = scores + h0 * stride;

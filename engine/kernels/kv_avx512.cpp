@@ -10,6 +10,7 @@ namespace {
 
 struct Avx512 {
   using I = __m512i;
+  static constexpr int kMaxHeads = 4;
   static constexpr int W = 16;
   static I zero() { return _mm512_setzero_si512(); }
   static I pairs(const uint8_t* p) {

@@ -74,15 +74,15 @@ __attribute__((always_inline)) inline void unrolled(F&& f) {
 }
 
 // f(h0, std::integral_constant<int, H>{}) over the heads [0, n) in chunks of H ∈ {4, 2, 1}
-// heads from h0: the attention kernels keep H heads' sums in registers at a time.
-template <class F>
+// heads from h0 (H at most MaxH): the attention kernels keep H heads' sums in registers at a
+// time.
+template <int MaxH = 4, class F>
 inline void head_chunks(int n, F&& f) {
+  static_assert(MaxH == 4 || MaxH == 2, "chunks of at most four or two heads");
   int h = 0;
-  for (; h + 4 <= n; h += 4) f(h, std::integral_constant<int, 4>{});
-  if (h + 2 <= n) {
-    f(h, std::integral_constant<int, 2>{});
-    h += 2;
-  }
+  if constexpr (MaxH == 4)
+    for (; h + 4 <= n; h += 4) f(h, std::integral_constant<int, 4>{});
+  for (; h + 2 <= n; h += 2) f(h, std::integral_constant<int, 2>{});
   if (h < n) f(h, std::integral_constant<int, 1>{});
 }
 
