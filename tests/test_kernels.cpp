@@ -381,7 +381,10 @@ struct KiviCase {
     kv.k_float_stride = G + 3;
   }
 
-  bool in_group(int t) const { return t / kv.k_group < static_cast<int>(v_scale.size()) / kv.k_group; }
+  // Whether position t is in a complete group (else in the float part).
+  bool in_group(int t) const {
+    return t / kv.k_group < static_cast<int>(v_scale.size()) / kv.k_group;
+  }
 
   // The code of channel c at position t (in a complete group), as kivi_slot places it.
   int code(int t, int c) const {

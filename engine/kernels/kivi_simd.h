@@ -32,18 +32,21 @@ void kivi_group_scores(const int16_t* qs, const float* steps, const float* const
   constexpr int kChannels = Bits == 8 ? 2 : 4;  // per block
   const int blocks = hd / kChannels, tiles = G / S::W;
   const size_t block_bytes = 2 * static_cast<size_t>(G);
-  // The pair (c, c + 1) of head h as one int32 for S::pair.
+  // q' of head h's channels c and c + 1 as the int16 pair in every lane.
   auto pair = [&](int h, int c) { return S::pair(qs[h * hd + c], qs[h * hd + c + 1]); };
   for (int t0 = 0; t0 < tiles; t0 += kT) {
     const int n_tiles = std::min(kT, tiles - t0);
     I acc[H][kT][2];
     unrolled<H>([&](auto h) __attribute__((always_inline)) {
-      unrolled<kT>([&](auto t) __attribute__((always_inline)) { acc[h][t][0] = acc[h][t][1] = S::zero(); });
+      unrolled<kT>([&](auto t) __attribute__((always_inline)) {
+        acc[h][t][0] = acc[h][t][1] = S::zero();
+      });
     });
     auto add_block = [&](int b, auto parity) __attribute__((always_inline)) {
       const uint8_t* p = codes + b * block_bytes + 2 * S::W * t0;
       // The next group's codes, hd · G · Bits / 8 further: a long cache streams from memory.
-      for (int at = 0; at < 2 * S::W * n_tiles; at += 64) __builtin_prefetch(p + block_bytes * blocks + at);
+      for (int at = 0; at < 2 * S::W * n_tiles; at += 64)
+        __builtin_prefetch(p + block_bytes * blocks + at);
       I q_lo[H], q_hi[H];
       unrolled<H>([&](auto h) __attribute__((always_inline)) {
         q_lo[h] = pair(h, b * kChannels);
@@ -53,7 +56,9 @@ void kivi_group_scores(const int16_t* qs, const float* steps, const float* const
         if (t >= n_tiles) return;
         const I x = S::pairs(p + 2 * S::W * t);
         if constexpr (Bits == 8) {
-          unrolled<H>([&](auto h) __attribute__((always_inline)) { acc[h][t][parity] = S::dot(acc[h][t][parity], x, q_lo[h]); });
+          unrolled<H>([&](auto h) __attribute__((always_inline)) {
+            acc[h][t][parity] = S::dot(acc[h][t][parity], x, q_lo[h]);
+          });
         } else {
           const I lo = S::low_nibbles(x), hi = S::high_nibbles(x);
           unrolled<H>([&](auto h) __attribute__((always_inline)) {
