@@ -173,10 +173,7 @@ void KvCache::truncate(int layer, int pos) {
       const uint8_t* codes = &kg_codes_[gi * group_bytes_];
       const Range r{kg_scale_[gi * head_dim_ + c], kg_min_[gi * head_dim_ + c]};
       float* x = partial + (static_cast<size_t>(h) * head_dim_ + c) * G;
-      for (int p = 0; p < kept; ++p) {
-        const KiviSlot at = kivi_slot(G, bits_, c, p);
-        x[p] = r.scale * (codes[at.byte] >> at.shift & ((1 << bits_) - 1)) + r.min;
-      }
+      for (int p = 0; p < kept; ++p) x[p] = r.scale * kivi_code(codes, G, bits_, c, p) + r.min;
     }
   }
 }

@@ -390,8 +390,7 @@ struct KiviCase {
   int code(int t, int c) const {
     const int G = kv.k_group;
     const uint8_t* group = &k_codes[static_cast<size_t>(t / G) * kv.head_dim * G * kv.bits / 8];
-    const KiviSlot at = kivi_slot(G, kv.bits, c, t % G);
-    return group[at.byte] >> at.shift & ((1 << kv.bits) - 1);
+    return kivi_code(group, G, kv.bits, c, t % G);
   }
 
   // K of position t as the layout defines it, and the magnitude of its terms (scale·code and

@@ -131,18 +131,17 @@ int cmd_bench(int argc, char** argv) {
     deep_session->reset();
     deep_session->fill_context(depth, seed);
   };
-  // One decode step of a session: the next token is the argmax of its last logits.
+  // One decode step of a session: the next token is the argmax of its logits.
   struct Decoder {
     Session* session;
-    const float* logits;
     int token;
     double seconds = 0.0;
   };
   auto step = [&](Decoder& d) {
     const auto t0 = Clock::now();
-    d.logits = d.session->decode(d.token);
+    const float* logits = d.session->decode(d.token);
     d.seconds += seconds(t0, Clock::now());
-    d.token = argmax(d.logits, c.vocab_size);
+    d.token = argmax(logits, c.vocab_size);
   };
   // A warm-up pass first, as llama-bench has: it faults the mapped weights in and makes every
   // allocation the timed repeats make, so the peak memory read after it is theirs (the
@@ -167,8 +166,8 @@ int cmd_bench(int argc, char** argv) {
     const float* logits = run_prefill();
     prefill.push_back(P / seconds(t0, Clock::now()));
     if (depth > 0) fill_deep(r);
-    Decoder empty{&session, logits, argmax(logits, c.vocab_size)};
-    Decoder at_depth{deep_session.get(), nullptr, prompt[0]};
+    Decoder empty{&session, argmax(logits, c.vocab_size)};
+    Decoder at_depth{deep_session.get(), prompt[0]};
     if (profiling) session.set_profile(&profile);
     if (profiling && depth > 0) deep_session->set_profile(&depth_profile);
     for (int i = 0; i < N; ++i) {

@@ -124,6 +124,11 @@ inline KiviSlot kivi_slot(int k_group, int bits, int c, int p) {
   const int block = bits == 8 ? 2 : 4, b = c / block, r = c % block;
   return {static_cast<size_t>(b) * 2 * k_group + 2 * p + r % 2, r >= 2 ? 4 : 0};
 }
+// The code of channel c at position p of the group whose codes start at group.
+inline int kivi_code(const uint8_t* group, int k_group, int bits, int c, int p) {
+  const KiviSlot at = kivi_slot(k_group, bits, c, p);
+  return group[at.byte] >> at.shift & ((1 << bits) - 1);
+}
 
 // One normalized Hadamard pass (engine/hadamard.h) on rows of n = 2^log2 · m floats, each row
 // viewed as 2^log2 blocks of m: x ← ((x ⊙ pre) · (H_{2^log2} ⊗ h)) ⊙ post, where h is m×m

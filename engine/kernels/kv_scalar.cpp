@@ -7,14 +7,11 @@ namespace {
 void group_scores_scalar(const KvView& kv, const int16_t* qs, const float* steps,
                          const float* constants, int n_q, const uint8_t* codes, float* scores,
                          size_t stride) {
-  const int G = kv.k_group, mask = (1 << kv.bits) - 1;
+  const int G = kv.k_group;
   for (int h = 0; h < n_q; ++h, qs += kv.head_dim, scores += stride)
     for (int p = 0; p < G; ++p) {
       int32_t dot = 0;
-      for (int c = 0; c < kv.head_dim; ++c) {
-        const KiviSlot at = kivi_slot(G, kv.bits, c, p);
-        dot += qs[c] * (codes[at.byte] >> at.shift & mask);
-      }
+      for (int c = 0; c < kv.head_dim; ++c) dot += qs[c] * kivi_code(codes, G, kv.bits, c, p);
       scores[p] = constants[h] + steps[h] * static_cast<float>(dot);
     }
 }
