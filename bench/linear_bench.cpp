@@ -13,14 +13,23 @@ namespace {
 
 struct Shape {
   int rows, cols;  // out × in
+  int segment = 0;  // activation segment (kernel block): 0 = whole row, else per head (o_proj)
 };
 // LLaMA-2-7B q/k/v/o, gate/up, down; TinyLlama gate/up.
 const Shape kShapes[] = {{4096, 4096}, {11008, 4096}, {4096, 11008}, {5632, 2048}};
+// o_proj, its input quantized per head: LLaMA-2-7B (head size 128), TinyLlama (64).
+const Shape kHeadShapes[] = {{4096, 4096, 128}, {2048, 2048, 64}};
+
+std::string shape_name(Shape s, int bits, int tokens) {
+  return std::to_string(s.rows) + "x" + std::to_string(s.cols) +
+         (s.segment > 0 ? "/b" + std::to_string(s.segment) : "") + "/w" + std::to_string(bits) +
+         "/t" + std::to_string(tokens);
+}
 // Prompt lengths for GEMM; the scalar reference only runs the shortest (it is that slow).
 const int kPrefillTokens[] = {64, 512};
 
 void run(benchmark::State& state, Isa isa, Shape shape, int bits, int tokens) {
-  const QuantizedMatrix m = RandomPackedMatrices(1)(shape.rows, shape.cols, {bits, 0, false, 0});
+  const QuantizedMatrix m = RandomPackedMatrices(1)(shape.rows, shape.cols, {bits, 0, false, shape.segment});
   const PackedMatrix w = m.view();
   std::mt19937 rng(2);
   std::vector<uint8_t> q(static_cast<size_t>(tokens) * w.cols_padded);
@@ -39,7 +48,7 @@ void run(benchmark::State& state, Isa isa, Shape shape, int bits, int tokens) {
 // that together far exceed the last-level cache (the one above sees them cached after the
 // first iteration, which measures the kernel, not the memory system).
 void run_from_memory(benchmark::State& state, Isa isa, Shape shape, int bits) {
-  const QuantizedMatrix m = RandomPackedMatrices(1)(shape.rows, shape.cols, {bits, 0, false, 0});
+  const QuantizedMatrix m = RandomPackedMatrices(1)(shape.rows, shape.cols, {bits, 0, false, shape.segment});
   PackedMatrix w = m.view();
   const size_t bytes = static_cast<size_t>(w.rows) * w.row_bytes();
   const size_t copies = std::max<size_t>(2, (size_t{1} << 30) / bytes);
@@ -64,20 +73,21 @@ void run_from_memory(benchmark::State& state, Isa isa, Shape shape, int bits) {
 
 void register_linear(Isa isa) {
   auto add = [&](Shape s, int bits, int tokens) {
-    const std::string detail = std::to_string(s.rows) + "x" + std::to_string(s.cols) + "/w" +
-                               std::to_string(bits) + "/t" + std::to_string(tokens);
-    benchmark::RegisterBenchmark(bench_name(tokens == 1 ? "gemv" : "gemm", isa, detail).c_str(),
+    benchmark::RegisterBenchmark(
+        bench_name(tokens == 1 ? "gemv" : "gemm", isa, shape_name(s, bits, tokens)).c_str(),
                                  run, isa, s, bits, tokens)
         ->Unit(benchmark::kMicrosecond);
   };
   for (const Shape& s : kShapes)
     for (int bits : {4, 8}) add(s, bits, 1);
-  for (const Shape& s : kShapes)
-    benchmark::RegisterBenchmark(
-        bench_name("gemv_dram", isa, std::to_string(s.rows) + "x" + std::to_string(s.cols) + "/w4/t1")
-            .c_str(),
-        run_from_memory, isa, s, 4)
+  for (const Shape& s : kHeadShapes) add(s, 4, 1);
+  auto add_dram = [&](Shape s) {
+    benchmark::RegisterBenchmark(bench_name("gemv_dram", isa, shape_name(s, 4, 1)).c_str(),
+                                 run_from_memory, isa, s, 4)
         ->Unit(benchmark::kMicrosecond);
+  };
+  for (const Shape& s : kShapes) add_dram(s);
+  for (const Shape& s : kHeadShapes) add_dram(s);
   for (const Shape& s : {kShapes[0], kShapes[1]})
     for (int tokens : kPrefillTokens)
       if (isa != Isa::kScalar || tokens == kPrefillTokens[0]) add(s, 4, tokens);

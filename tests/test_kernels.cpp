@@ -86,7 +86,8 @@ TEST_CASE("kernels: block dots match the scalar reference exactly") {
   struct Shape { int rows, cols, group, block; };
   // Also: blocks of 32 and odd multiples of it, block counts that are not multiples of 4,
   // rows as wide as a model's, blocks of 4 and 48, with every remainder of the SIMD tiles'
-  // rows and tokens.
+  // rows and tokens; blocks of one to four 64-column chunks in 8-row tiles and their
+  // remainders (10, 11, 4 and 4 blocks, rows past a multiple of 8).
   const Shape shapes[] = {{1, 64, 64, 64},    {7, 64, 32, 32},    {33, 192, 192, 192},
                           {16, 192, 64, 64},  {5, 256, 128, 128}, {64, 128, 128, 8},
                           {3, 128, 32, 16},   {17, 512, 512, 128}, {40, 1024, 1024, 1024},
@@ -94,7 +95,8 @@ TEST_CASE("kernels: block dots match the scalar reference exactly") {
                           {10, 4096, 4096, 4096}, {6, 4096, 128, 128}, {5, 4096, 4096, 32},
                           {4, 64, 64, 4},     {3, 192, 192, 48},  {13, 512, 512, 512},
                           {172, 64, 64, 64},  {48, 192, 192, 192}, {35, 256, 256, 256},
-                          {7, 192, 192, 8}};
+                          {7, 192, 192, 8},   {21, 640, 64, 64},  {19, 1408, 128, 128},
+                          {18, 768, 192, 192}, {25, 1024, 256, 256}};
   for (const Shape& s : shapes)
     for (int bits : {4, 8})
       for (int act_bits : {4, 8})

@@ -4,7 +4,8 @@
 // sums groups of four into int32 lanes, exactly, so the results equal the scalar reference.
 // Work goes in register tiles: in prefill 4 rows × up to 4 tokens, so each weight step is
 // loaded and unpacked once for all the tile's tokens and each activation step once for all its
-// rows; in decode 16 rows (one large block at a time) or 4 rows × (with small blocks) 4
+// rows; in decode 8 rows × 4 consecutive blocks for 4-bit weights (pair_row_block_dots), and
+// for 8-bit ones 16 rows (one large block at a time) or 4 rows × (with small blocks) 4
 // consecutive blocks. At the end of a block the tile's accumulators are reduced four at a
 // time. Where the CPU has AMX-INT8, prefill of 16 or more tokens goes through its tile unit
 // instead (see "AMX tiles" below).
@@ -220,6 +221,84 @@ void pair_row_dots8(const DotJob& job, int r, int r_end) {
   }
 }
 
+// Decode of 4-bit rows with blocks of whole 64-column chunks (per-channel weights, o_proj's
+// per-head activations, weights in groups of 64 or more): tiles of 8 rows, two per zmm as in
+// pair_row_dots, and 4 consecutive blocks, one accumulator each per pair of rows; one
+// transposing reduction per pair then gives both rows' 4 block sums. tiled_dots's 4-row tiles
+// reduce 4 blocks of one row at a time, and at 64-column blocks those reductions took longer
+// than the dots (gemv/b64 read 24 GB/s from cache, 17 from memory; this 31 and 21). Its 16-row
+// tiles for one large block read as fast from memory, slower from cache (40 against 45 GB/s).
+constexpr int kBlockTilePairs = 4;
+constexpr int kBlockTileRows = 2 * kBlockTilePairs;
+
+// Rows [r, r_end) of job (one token; r_end − r a multiple of kBlockTileRows).
+void pair_row_block_dots(const DotJob& job, int r, int r_end) {
+  const PackedMatrix& w = job.w;
+  const size_t row_bytes = w.row_bytes();
+  const int nb = w.blocks(), block = w.block;
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  for (; r < r_end; r += kBlockTileRows) {
+    const uint8_t* rows = w.codes + static_cast<size_t>(r) * row_bytes;
+    int32_t* out = job.dots + static_cast<size_t>(r - job.r0) * nb;
+    for (int b = 0; b < nb; b += 4) {
+      const int n_blocks = std::min(4, nb - b);
+      __m512i acc[4][kBlockTilePairs];  // [block][pair of rows]; unused blocks stay zero
+      unrolled<4>([&](auto j) {
+        unrolled<kBlockTilePairs>([&](auto p) { acc[j][p] = _mm512_setzero_si512(); });
+      });
+      unrolled<4>([&](auto j) {
+        if (j >= n_blocks) return;
+        for (int col = (b + j) * block; col < (b + j + 1) * block; col += kChunk) {
+          const __m512i q_lo = _mm512_broadcast_i64x4(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(job.q + col)));
+          const __m512i q_hi = _mm512_broadcast_i64x4(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(job.q + col + kChunk / 2)));
+          unrolled<kBlockTilePairs>([&](auto p) {
+            const uint8_t* first = rows + 2 * p * row_bytes + col / 2;
+            // The same columns kPrefetchTiles tiles ahead, into L2, as dot_tile does.
+            const uint8_t* ahead = first + kPrefetchTiles * kBlockTileRows * row_bytes;
+            _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T1);
+            _mm_prefetch(reinterpret_cast<const char*>(ahead + row_bytes), _MM_HINT_T1);
+            const __m512i both = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first))),
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + row_bytes)), 1);
+            acc[j][p] = _mm512_dpbusd_epi32(acc[j][p], q_lo, _mm512_and_si512(both, nibble));
+            acc[j][p] = _mm512_dpbusd_epi32(
+                acc[j][p], q_hi, _mm512_and_si512(_mm512_srli_epi16(both, 4), nibble));
+          });
+        }
+      });
+      const __mmask8 stored = static_cast<__mmask8>((1u << n_blocks) - 1);
+      const __m512i offsets =
+          _mm512_broadcast_i32x4(_mm_maskz_loadu_epi32(stored, job.offsets + b));
+      unrolled<kBlockTilePairs>([&](auto p) {
+        // Per 128-bit lane: the 4 blocks' sums over that lane's quarter of the pair (lanes 0
+        // and 1 the first row, 2 and 3 the second); adding the lanes pairwise completes them.
+        const __m512i quarters = pair_sum64(pair_sum32(acc[0][p], acc[1][p]),
+                                            pair_sum32(acc[2][p], acc[3][p]));
+        const __m512i sums = _mm512_sub_epi32(
+            _mm512_add_epi32(quarters, _mm512_shuffle_i32x4(quarters, quarters, 0xB1)), offsets);
+        _mm_mask_storeu_epi32(out + 2 * p * nb + b, stored, _mm512_castsi512_si128(sums));
+        _mm_mask_storeu_epi32(out + (2 * p + 1) * nb + b, stored,
+                              _mm512_extracti32x4_epi32(sums, 2));
+      });
+    }
+  }
+}
+
+// kernel(job, r0, r) over the rows of job's whole tiles of `tile` rows, [r0, r); the rest of
+// its rows through dots_by_block (one token).
+template <class Kernel>
+void whole_row_tiles(const DotJob& job, int tile, Kernel kernel) {
+  const int r = job.r0 + (job.r1 - job.r0) / tile * tile;
+  kernel(job, job.r0, r);
+  if (r == job.r1) return;
+  DotJob rest = job;
+  rest.r0 = r;
+  rest.dots += static_cast<size_t>(r - job.r0) * job.w.blocks();
+  dots_by_block<4>(rest, 1);
+}
+
 // The vector kernels: any block shape, any number of rows and tokens.
 void vector_block_dots(const PackedMatrix& w, const uint8_t* q, size_t q_stride, int n_tokens,
                        int r0, int r1, int32_t* dots) {
@@ -232,21 +311,11 @@ void vector_block_dots(const PackedMatrix& w, const uint8_t* q, size_t q_stride,
   }
   const DotJob job{w, q, q_stride, r0, r1, dots,
                    nibble_offsets(w, q, q_stride, n_tokens, byte_sum)};
-  if (n_tokens == 1 && w.blocks() == 1 && w.cols_padded <= kPairMaxCols) {
-    const int r_pairs = r0 + (r1 - r0) / kPairRows * kPairRows;
-    pair_row_dots(job, r0, r_pairs);
-    if (r_pairs == r1) return;
-    const DotJob rest{w, q, q_stride, r_pairs, r1, dots + (r_pairs - r0), job.offsets};
-    return dots_by_block<4>(rest, n_tokens);
-  }
-  if (n_tokens == 1 && w.block == 8) {
-    const int r_pairs = r0 + (r1 - r0) / 2 * 2;
-    pair_row_dots8(job, r0, r_pairs);
-    if (r_pairs == r1) return;
-    const DotJob rest{w, q, q_stride, r_pairs, r1, dots + (r_pairs - r0) * w.blocks(),
-                      job.offsets};
-    return dots_by_block<4>(rest, n_tokens);
-  }
+  if (n_tokens == 1 && w.blocks() == 1 && w.cols_padded <= kPairMaxCols)
+    return whole_row_tiles(job, kPairRows, pair_row_dots);
+  if (n_tokens == 1 && w.block % kChunk == 0)
+    return whole_row_tiles(job, kBlockTileRows, pair_row_block_dots);
+  if (n_tokens == 1 && w.block == 8) return whole_row_tiles(job, 2, pair_row_dots8);
   dots_by_block<4>(job, n_tokens);
 }
 
