@@ -29,7 +29,8 @@ std::string shape_name(Shape s, int bits, int tokens) {
 const int kPrefillTokens[] = {64, 512};
 
 void run(benchmark::State& state, Isa isa, Shape shape, int bits, int tokens) {
-  const QuantizedMatrix m = RandomPackedMatrices(1)(shape.rows, shape.cols, {bits, 0, false, shape.segment});
+  const QuantizedMatrix m =
+      RandomPackedMatrices(1)(shape.rows, shape.cols, {bits, 0, false, shape.segment});
   const PackedMatrix w = m.view();
   std::mt19937 rng(2);
   std::vector<uint8_t> q(static_cast<size_t>(tokens) * w.cols_padded);
@@ -48,7 +49,8 @@ void run(benchmark::State& state, Isa isa, Shape shape, int bits, int tokens) {
 // that together far exceed the last-level cache (the one above sees them cached after the
 // first iteration, which measures the kernel, not the memory system).
 void run_from_memory(benchmark::State& state, Isa isa, Shape shape, int bits) {
-  const QuantizedMatrix m = RandomPackedMatrices(1)(shape.rows, shape.cols, {bits, 0, false, shape.segment});
+  const QuantizedMatrix m =
+      RandomPackedMatrices(1)(shape.rows, shape.cols, {bits, 0, false, shape.segment});
   PackedMatrix w = m.view();
   const size_t bytes = static_cast<size_t>(w.rows) * w.row_bytes();
   const size_t copies = std::max<size_t>(2, (size_t{1} << 30) / bytes);

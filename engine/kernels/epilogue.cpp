@@ -44,21 +44,30 @@ struct TokenBlocks {
   std::vector<int64_t> c;
 };
 
-// One weight group per row (per-channel weights) with several blocks (o_proj's per-head
-// activation segments), int32-exact: y = s_w · Σ_b s_x[b]·e_b, summed in kLanes interleaved
-// partial sums added in a fixed order, so the compiler can vectorize it without reassociating
-// anything (scalar and vector code give the same floats).
+// Several blocks per row whose weight groups line up with them, int32-exact: one group per row
+// (per-channel weights with o_proj's per-head activation segments: y = s_w·Σ_b s_x[b]·e_b) or
+// one group per block (weights in groups of the block's columns, activations per row or per
+// head: y = Σ_b (s_w[b]·s_x[b])·e_b). Summed in kLanes interleaved partial sums added in a fixed
+// order, so the compiler can vectorize it without reassociating anything (scalar and vector
+// code give the same floats); inlined into linear_epilogue's clones.
 constexpr int kLanes = 8;
-ROTOR_EPILOGUE_CLONES void one_group_rows(const PackedMatrix& w, const TokenBlocks& k, int r0, int r1, const int32_t* d,
-                    float* y) {
+template <bool kGroupPerBlock>
+__attribute__((always_inline)) inline void aligned_group_rows(
+    const PackedMatrix& w, const TokenBlocks& k, int r0, int r1, const int32_t* d, float* y) {
   const int nb = w.blocks();
   thread_local std::vector<int32_t> c;
   c.assign(k.c.begin(), k.c.end());
   for (int r = r0; r < r1; ++r, d += nb) {
-    const int32_t* wsum = w.sums + static_cast<size_t>(r) * nb;
-    const int32_t zw = w.zeros[r];
+    const size_t first = static_cast<size_t>(r) * nb;
+    const int32_t* wsum = w.sums + first;
     auto term = [&](int b) {
-      return k.sx[b] * static_cast<float>(exact_dot<int32_t>(d[b], zw, c[b], k.zx[b], wsum[b]));
+      if constexpr (kGroupPerBlock) {
+        const int32_t e = exact_dot<int32_t>(d[b], w.zeros[first + b], c[b], k.zx[b], wsum[b]);
+        return (w.scales[first + b] * k.sx[b]) * static_cast<float>(e);
+      } else {
+        const int32_t e = exact_dot<int32_t>(d[b], w.zeros[r], c[b], k.zx[b], wsum[b]);
+        return k.sx[b] * static_cast<float>(e);
+      }
     };
     float acc[kLanes] = {};
     int b = 0;
@@ -67,7 +76,7 @@ ROTOR_EPILOGUE_CLONES void one_group_rows(const PackedMatrix& w, const TokenBloc
     for (int l = 0; b < nb; ++b, ++l) acc[l] += term(b);
     static_assert(kLanes == 8, "the reduction below adds eight lanes");
     const float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    y[r] = w.scales[r] * sum;
+    y[r] = kGroupPerBlock ? sum : w.scales[r] * sum;
   }
 }
 
@@ -130,7 +139,11 @@ ROTOR_EPILOGUE_CLONES void linear_epilogue(const PackedMatrix& w, const Quantize
       k.c[b] = qsum[b] - n * zx[s];
     }
     if (w.groups() == 1 && int32) {
-      one_group_rows(w, k, r0, r1, d, yt);
+      aligned_group_rows<false>(w, k, r0, r1, d, yt);
+      continue;
+    }
+    if (w.group == w.block && int32) {
+      aligned_group_rows<true>(w, k, r0, r1, d, yt);
       continue;
     }
     int r = r0;
