@@ -44,30 +44,39 @@ struct TokenBlocks {
   std::vector<int64_t> c;
 };
 
-// Several blocks per row whose weight groups line up with them, int32-exact: one group per row
-// (per-channel weights with o_proj's per-head activation segments: y = s_w·Σ_b s_x[b]·e_b) or
-// one group per block (weights in groups of the block's columns, activations per row or per
-// head: y = Σ_b (s_w[b]·s_x[b])·e_b). Summed in kLanes interleaved partial sums added in a fixed
-// order, so the compiler can vectorize it without reassociating anything (scalar and vector
-// code give the same floats); inlined into linear_epilogue's clones.
+// Rows of several blocks, int32-exact: per-channel weights with o_proj's per-head activation
+// segments (kGroupScales false: y = s_w·Σ_b s_x[b]·e_b), or weights in groups of one or more
+// blocks (true: y = Σ_b (s_w[g(b)]·s_x[b])·e_b, the groups' scales and zero points first
+// copied out per block where a group spans several). Summed in kLanes interleaved partial sums
+// added in a fixed order, so the compiler can vectorize it without reassociating anything
+// (scalar and vector code give the same floats); inlined into linear_epilogue's clones.
 constexpr int kLanes = 8;
-template <bool kGroupPerBlock>
-__attribute__((always_inline)) inline void aligned_group_rows(
-    const PackedMatrix& w, const TokenBlocks& k, int r0, int r1, const int32_t* d, float* y) {
-  const int nb = w.blocks();
-  thread_local std::vector<int32_t> c;
+template <bool kGroupScales>
+__attribute__((always_inline)) inline void block_rows(const PackedMatrix& w, const TokenBlocks& k,
+                                                      const int* group_of, int r0, int r1,
+                                                      const int32_t* d, float* y) {
+  const int nb = w.blocks(), ng = w.groups();
+  thread_local std::vector<int32_t> c, block_zeros;
+  thread_local std::vector<float> block_scales;
   c.assign(k.c.begin(), k.c.end());
+  block_zeros.resize(nb);
+  block_scales.resize(nb);
   for (int r = r0; r < r1; ++r, d += nb) {
-    const size_t first = static_cast<size_t>(r) * nb;
-    const int32_t* wsum = w.sums + first;
-    auto term = [&](int b) {
-      if constexpr (kGroupPerBlock) {
-        const int32_t e = exact_dot<int32_t>(d[b], w.zeros[first + b], c[b], k.zx[b], wsum[b]);
-        return (w.scales[first + b] * k.sx[b]) * static_cast<float>(e);
-      } else {
-        const int32_t e = exact_dot<int32_t>(d[b], w.zeros[r], c[b], k.zx[b], wsum[b]);
-        return k.sx[b] * static_cast<float>(e);
+    const int32_t* wsum = w.sums + static_cast<size_t>(r) * nb;
+    const float* sw = w.scales + static_cast<size_t>(r) * ng;
+    const int32_t* zw = w.zeros + static_cast<size_t>(r) * ng;
+    if (kGroupScales && ng != nb) {
+      for (int b = 0; b < nb; ++b) {
+        block_scales[b] = sw[group_of[b]];
+        block_zeros[b] = zw[group_of[b]];
       }
+      sw = block_scales.data();
+      zw = block_zeros.data();
+    }
+    auto term = [&](int b) {
+      const int g = kGroupScales ? b : 0;
+      const float e = static_cast<float>(exact_dot<int32_t>(d[b], zw[g], c[b], k.zx[b], wsum[b]));
+      return kGroupScales ? (sw[b] * k.sx[b]) * e : k.sx[b] * e;
     };
     float acc[kLanes] = {};
     int b = 0;
@@ -75,16 +84,18 @@ __attribute__((always_inline)) inline void aligned_group_rows(
       for (int l = 0; l < kLanes; ++l) acc[l] += term(b + l);
     for (int l = 0; b < nb; ++b, ++l) acc[l] += term(b);
     static_assert(kLanes == 8, "the reduction below adds eight lanes");
-    const float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    y[r] = kGroupPerBlock ? sum : w.scales[r] * sum;
+    const float sum =
+        ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    y[r] = kGroupScales ? sum : sw[0] * sum;
   }
 }
 
-// Any other layout (groups of weight columns): rows [r, r + R) at a time, so that their R
-// chains of dependent float additions overlap; each row still sums its blocks in order.
+// Sums too wide for int32 (8-bit weights with blocks of over 21,000 columns, several per row):
+// rows [r, r + R) at a time, so that their R chains of dependent float additions overlap; each
+// row sums its blocks in order.
 template <int R>
-void grouped_rows(const PackedMatrix& w, const TokenBlocks& k, const int* group_of, int r,
-                  const int32_t* d, float* y) {
+void wide_block_rows(const PackedMatrix& w, const TokenBlocks& k, const int* group_of, int r,
+                     const int32_t* d, float* y) {
   const int nb = w.blocks(), ng = w.groups();
   float acc[R] = {};
   for (int b = 0; b < nb; ++b) {
@@ -138,17 +149,16 @@ ROTOR_EPILOGUE_CLONES void linear_epilogue(const PackedMatrix& w, const Quantize
       k.zx[b] = zx[s];
       k.c[b] = qsum[b] - n * zx[s];
     }
-    if (w.groups() == 1 && int32) {
-      aligned_group_rows<false>(w, k, r0, r1, d, yt);
-      continue;
-    }
-    if (w.group == w.block && int32) {
-      aligned_group_rows<true>(w, k, r0, r1, d, yt);
+    if (int32) {
+      if (w.groups() == 1)
+        block_rows<false>(w, k, group_of.data(), r0, r1, d, yt);
+      else
+        block_rows<true>(w, k, group_of.data(), r0, r1, d, yt);
       continue;
     }
     int r = r0;
-    for (; r + 4 <= r1; r += 4) grouped_rows<4>(w, k, group_of.data(), r, d + (r - r0) * nb, yt);
-    for (; r < r1; ++r) grouped_rows<1>(w, k, group_of.data(), r, d + (r - r0) * nb, yt);
+    for (; r + 4 <= r1; r += 4) wide_block_rows<4>(w, k, group_of.data(), r, d + (r - r0) * nb, yt);
+    for (; r < r1; ++r) wide_block_rows<1>(w, k, group_of.data(), r, d + (r - r0) * nb, yt);
   }
 }
 
