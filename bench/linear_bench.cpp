@@ -75,9 +75,9 @@ void run_from_memory(benchmark::State& state, Isa isa, Shape shape, int bits) {
 
 void register_linear(Isa isa) {
   auto add = [&](Shape s, int bits, int tokens) {
-    benchmark::RegisterBenchmark(
-        bench_name(tokens == 1 ? "gemv" : "gemm", isa, shape_name(s, bits, tokens)).c_str(),
-                                 run, isa, s, bits, tokens)
+    const std::string name =
+        bench_name(tokens == 1 ? "gemv" : "gemm", isa, shape_name(s, bits, tokens));
+    benchmark::RegisterBenchmark(name.c_str(), run, isa, s, bits, tokens)
         ->Unit(benchmark::kMicrosecond);
   };
   for (const Shape& s : kShapes)

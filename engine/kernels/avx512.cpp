@@ -226,8 +226,9 @@ void pair_row_dots8(const DotJob& job, int r, int r_end) {
 // pair_row_dots, and 4 consecutive blocks, one accumulator each per pair of rows; one
 // transposing reduction per pair then gives both rows' 4 block sums. tiled_dots's 4-row tiles
 // reduce 4 blocks of one row at a time, and at 64-column blocks those reductions took longer
-// than the dots (gemv/b64 read 24 GB/s from cache, 17 from memory; this 31 and 21). Its 16-row
-// tiles for one large block read as fast from memory, slower from cache (40 against 45 GB/s).
+// than the dots (gemv/b64 read 23–24 GB/s from cache and 17–21 from memory, as the machine's
+// state goes; this 31–34 and 21–22). For per-channel rows its 16-row tiles read as fast from
+// memory and slower from cache (39–43 GB/s against 44–50).
 constexpr int kBlockTilePairs = 4;
 constexpr int kBlockTileRows = 2 * kBlockTilePairs;
 

@@ -59,13 +59,16 @@ __attribute__((always_inline)) inline void block_rows(const PackedMatrix& w, con
   thread_local std::vector<int32_t> c, block_zeros;
   thread_local std::vector<float> block_scales;
   c.assign(k.c.begin(), k.c.end());
-  block_zeros.resize(nb);
-  block_scales.resize(nb);
+  const bool copied = kGroupScales && ng != nb;
+  if (copied) {
+    block_zeros.resize(nb);
+    block_scales.resize(nb);
+  }
   for (int r = r0; r < r1; ++r, d += nb) {
     const int32_t* wsum = w.sums + static_cast<size_t>(r) * nb;
     const float* sw = w.scales + static_cast<size_t>(r) * ng;
     const int32_t* zw = w.zeros + static_cast<size_t>(r) * ng;
-    if (kGroupScales && ng != nb) {
+    if (copied) {
       for (int b = 0; b < nb; ++b) {
         block_scales[b] = sw[group_of[b]];
         block_zeros[b] = zw[group_of[b]];
@@ -90,7 +93,7 @@ __attribute__((always_inline)) inline void block_rows(const PackedMatrix& w, con
   }
 }
 
-// Sums too wide for int32 (8-bit weights with blocks of over 21,000 columns, several per row):
+// Sums too wide for int32 (8-bit weights with blocks of over 21,900 columns, several per row):
 // rows [r, r + R) at a time, so that their R chains of dependent float additions overlap; each
 // row sums its blocks in order.
 template <int R>
@@ -112,8 +115,9 @@ void wide_block_rows(const PackedMatrix& w, const TokenBlocks& k, const int* gro
 
 }  // namespace
 
-ROTOR_EPILOGUE_CLONES void linear_epilogue(const PackedMatrix& w, const QuantizedActs& a, int t0, int n_tokens, int r0,
-                     int r1, const int32_t* dots, float* y, size_t y_stride) {
+ROTOR_EPILOGUE_CLONES void linear_epilogue(const PackedMatrix& w, const QuantizedActs& a, int t0,
+                                           int n_tokens, int r0, int r1, const int32_t* dots,
+                                           float* y, size_t y_stride) {
   const int nb = w.blocks(), rows = r1 - r0;
   const int nseg = a.cols_padded / a.segment;
   const int64_t n = w.block;
