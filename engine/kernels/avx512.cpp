@@ -4,10 +4,10 @@
 // sums groups of four into int32 lanes, exactly, so the results equal the scalar reference.
 // Work goes in register tiles: in prefill 4 rows × up to 4 tokens, so each weight step is
 // loaded and unpacked once for all the tile's tokens and each activation step once for all its
-// rows; in decode 8 rows × 4 consecutive blocks for 4-bit weights (pair_row_block_dots), and
-// for 8-bit ones 16 rows (one large block at a time) or 4 rows × (with small blocks) 4
-// consecutive blocks. At the end of a block the tile's accumulators are reduced four at a
-// time. Where the CPU has AMX-INT8, prefill of 16 or more tokens goes through its tile unit
+// rows; in decode 8 rows of 256-bit steps where each row has one block (see dots_by_block),
+// else 8 rows × 4 consecutive blocks for 4-bit weights (pair_row_block_dots) and for 8-bit
+// ones 16 rows (one large block at a time) or 4 rows × (with small blocks) 4 consecutive
+// blocks. At the end of a block the tile's accumulators are reduced four at a time. Where the CPU has AMX-INT8, prefill of 16 or more tokens goes through its tile unit
 // instead (see "AMX tiles" below).
 //
 // Activation quantization repeats the scalar reference's float operations lane by lane, so
@@ -112,10 +112,16 @@ struct YmmStep {
   static V dot(V acc, Q q, W w) { return _mm256_dpbusd_epi32(acc, q, w); }
 };
 
-// The steps for the block size.
+// The steps for the block size. Decode of rows with one block each (per-channel weights, the
+// classifier) goes in 8-row tiles of 256-bit steps: on Zen 4 those stream from memory much
+// faster than 512-bit ones (gemv_dram/avx512 on one core 32–34 GB/s against 22–24 for the
+// zmm steps in 8- or 16-row tiles), although from cache they are slower (32–37 against 47–52).
+// Why is not known; it is measured, end to end too (docs/BENCHMARKS.md).
 template <int Bits>
 void dots_by_block(const DotJob& job, int n_tokens) {
-  if (job.w.block % 64 == 0)
+  if (n_tokens == 1 && job.w.blocks() == 1 && job.w.block % 32 == 0)
+    tiled_dots<YmmStep<Bits>, 4, 4, 8>(job, n_tokens);
+  else if (job.w.block % 64 == 0)
     tiled_dots<ZmmStep<Bits>, 4, 4, 16>(job, n_tokens);
   else if (job.w.block % 32 == 0)
     tiled_dots<YmmStep<Bits>, 4, 4, 16>(job, n_tokens);
@@ -221,14 +227,14 @@ void pair_row_dots8(const DotJob& job, int r, int r_end) {
   }
 }
 
-// Decode of 4-bit rows with blocks of whole 64-column chunks (per-channel weights, o_proj's
-// per-head activations, weights in groups of 64 or more): tiles of 8 rows, two per zmm as in
+// Decode of 4-bit rows with several blocks of whole 64-column chunks (o_proj's per-head
+// activations, weights in groups of 64 or more): tiles of 8 rows, two per zmm as in
 // pair_row_dots, and 4 consecutive blocks, one accumulator each per pair of rows; one
 // transposing reduction per pair then gives both rows' 4 block sums. tiled_dots's 4-row tiles
 // reduce 4 blocks of one row at a time, and at 64-column blocks those reductions took longer
 // than the dots (gemv/b64 read 23–24 GB/s from cache and 17–21 from memory, as the machine's
-// state goes; this 31–34 and 21–22). For per-channel rows its 16-row tiles read as fast from
-// memory and slower from cache (39–43 GB/s against 44–50).
+// state goes; this 31–34 and 21–25). Its 8-row tiles of 256-bit steps, one block at a time,
+// read 19 GB/s from memory at 64-column blocks, 26 at 128 (this 25 and 23).
 constexpr int kBlockTilePairs = 4;
 constexpr int kBlockTileRows = 2 * kBlockTilePairs;
 
@@ -314,7 +320,7 @@ void vector_block_dots(const PackedMatrix& w, const uint8_t* q, size_t q_stride,
                    nibble_offsets(w, q, q_stride, n_tokens, byte_sum)};
   if (n_tokens == 1 && w.blocks() == 1 && w.cols_padded <= kPairMaxCols)
     return whole_row_tiles(job, kPairRows, pair_row_dots);
-  if (n_tokens == 1 && w.block % kChunk == 0)
+  if (n_tokens == 1 && w.blocks() > 1 && w.block % kChunk == 0)
     return whole_row_tiles(job, kBlockTileRows, pair_row_block_dots);
   if (n_tokens == 1 && w.block == 8) return whole_row_tiles(job, 2, pair_row_dots8);
   dots_by_block<4>(job, n_tokens);
