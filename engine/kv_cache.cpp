@@ -169,8 +169,8 @@ void KvCache::truncate(int layer, int pos) {
   float* partial = &k_partial_[static_cast<size_t>(layer) * G * row_floats];
   for (int h = 0; h < n_kv_heads_; ++h) {
     const size_t gi = group_index(layer, h, g);
+    const uint8_t* codes = &kg_codes_[gi * group_bytes_];
     for (int c = 0; c < head_dim_; ++c) {
-      const uint8_t* codes = &kg_codes_[gi * group_bytes_];
       const Range r{kg_scale_[gi * head_dim_ + c], kg_min_[gi * head_dim_ + c]};
       float* x = partial + (static_cast<size_t>(h) * head_dim_ + c) * G;
       for (int p = 0; p < kept; ++p) x[p] = r.scale * kivi_code(codes, G, bits_, c, p) + r.min;

@@ -114,8 +114,8 @@ struct YmmStep {
 
 // The steps for the block size. Decode of rows with one block each (per-channel weights, the
 // classifier) goes in 8-row tiles of 256-bit steps: on Zen 4 those stream from memory much
-// faster than 512-bit ones (gemv_dram/avx512 on one core 32–34 GB/s against 22–24 for the
-// zmm steps in 8- or 16-row tiles), although from cache they are slower (32–37 against 47–52).
+// faster than 512-bit ones (gemv_dram/avx512 on one core 24–34 GB/s against 21–24 for the
+// zmm steps in 8- or 16-row tiles), although from cache they are slower (24–38 against 42–52).
 // Why is not known; it is measured, end to end too (docs/BENCHMARKS.md).
 template <int Bits>
 void dots_by_block(const DotJob& job, int n_tokens) {
