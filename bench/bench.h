@@ -12,6 +12,8 @@ namespace rotor::bench {
 
 // Integer matrix products (block_dots): GEMV (1 token) and GEMM (prefill) at LLaMA shapes.
 void register_linear(Isa isa);
+// The shared epilogue of decode (linear_epilogue), registered once: it has no per-ISA entry.
+void register_epilogue();
 // Activation quantization (quantize_acts) of rows of LLaMA widths, and the SwiGLU activation.
 void register_activations(Isa isa);
 // Attention of one head over a 4- or 8-bit KV cache (attend).

@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   using namespace rotor;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  bench::register_epilogue();
   for (Isa isa : supported_isas()) {
     bench::register_linear(isa);
     bench::register_activations(isa);

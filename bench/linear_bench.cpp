@@ -1,5 +1,6 @@
 // block_dots, the integer core of every quantized linear layer: one call over all rows, as
-// GEMV (decode, 1 token) and GEMM (prefill). Weight bytes are the packed codes it reads.
+// GEMV (decode, 1 token) and GEMM (prefill). Weight bytes are the packed codes it reads. And
+// the epilogue that turns its dots into outputs, shared by every ISA.
 #include <algorithm>
 #include <random>
 #include <vector>
@@ -71,7 +72,57 @@ void run_from_memory(benchmark::State& state, Isa isa, Shape shape, int bits) {
   set_work(state, static_cast<double>(bytes), 2.0 * w.rows * w.cols_padded);
 }
 
+// The epilogue of one decoded token (linear_epilogue: block dots to floats), over a layer's rows
+// in tiles of 64 as decode calls it, its metadata and dots in cache. Bytes are the packed codes
+// the layer's GEMV streams, so its GB/s compares with gemv_dram's: how much the epilogue adds.
+struct EpilogueShape {
+  int rows, cols, group, segment;  // group, segment 0: per channel, whole row
+};
+void run_epilogue(benchmark::State& state, EpilogueShape s) {
+  const QuantizedMatrix m = RandomPackedMatrices(1)(s.rows, s.cols, {4, s.group, false, s.segment});
+  const PackedMatrix w = m.view();
+  std::mt19937 rng(2);
+  QuantizedActs a;
+  a.tokens = 1;
+  a.cols_padded = w.cols_padded;
+  a.segment = s.segment > 0 ? s.segment : w.cols_padded;
+  a.block = w.block;
+  a.q.resize(w.cols_padded);
+  for (uint8_t& v : a.q) v = static_cast<uint8_t>(rng() & 15);
+  a.scale.assign(w.cols_padded / a.segment, 0.01f);
+  for (int seg = 0; seg < w.cols_padded / a.segment; ++seg)
+    a.zero.push_back(static_cast<int32_t>(rng() & 15));
+  a.sums.assign(w.blocks(), 0);
+  for (int j = 0; j < w.cols_padded; ++j) a.sums[j / w.block] += a.q[j];
+  std::vector<int32_t> dots(static_cast<size_t>(w.rows) * w.blocks());
+  for (int32_t& d : dots) d = static_cast<int32_t>(rng() % 2001) - 1000;
+  std::vector<float> y(w.rows);
+  constexpr int kTile = 64;  // QuantizedLinear's rows per kernel call
+  for (auto _ : state) {
+    for (int r = 0; r < w.rows; r += kTile)
+      linear_epilogue(w, a, 0, 1, r, std::min(w.rows, r + kTile),
+                      &dots[static_cast<size_t>(r) * w.blocks()], y.data(), w.rows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_work(state, static_cast<double>(w.rows) * w.row_bytes(), 0.0);
+}
+
 }  // namespace
+
+void register_epilogue() {
+  // TinyLlama: gate/up and down per channel and in groups of 128; o_proj per head (64
+  // columns), per channel and in groups of 128; LLaMA-2-7B o_proj (heads of 128).
+  const EpilogueShape shapes[] = {{5632, 2048, 0, 0},    {5632, 2048, 128, 0},
+                                  {2048, 5632, 128, 0},  {2048, 2048, 0, 64},
+                                  {2048, 2048, 128, 64}, {4096, 4096, 0, 128}};
+  for (const EpilogueShape& s : shapes) {
+    const std::string name = "epilogue/shared/" + std::to_string(s.rows) + "x" +
+                             std::to_string(s.cols) +
+                             (s.segment > 0 ? "/b" + std::to_string(s.segment) : "") +
+                             (s.group > 0 ? "/g" + std::to_string(s.group) : "");
+    benchmark::RegisterBenchmark(name.c_str(), run_epilogue, s)->Unit(benchmark::kMicrosecond);
+  }
+}
 
 void register_linear(Isa isa) {
   auto add = [&](Shape s, int bits, int tokens) {

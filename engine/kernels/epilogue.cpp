@@ -1,3 +1,4 @@
+#include <cstring>
 #include <vector>
 
 #include "engine/kernels/kernels.h"
@@ -44,13 +45,26 @@ struct TokenBlocks {
   std::vector<int64_t> c;
 };
 
+// Eight lanes of int32 or float in GCC's portable vector types: the compiler maps them onto
+// the target's registers (one ymm, two xmm or two NEON q), and the operations are the same
+// per-lane IEEE ones on every target.
+constexpr int kLanes = 8;
+using Ints = int32_t __attribute__((vector_size(kLanes * sizeof(int32_t))));
+using Floats = float __attribute__((vector_size(kLanes * sizeof(float))));
+// Filled through a reference: a function returning a 256-bit vector by value would take a
+// different ABI in the baseline clone than in the AVX2 one.
+template <class V, class T>
+inline void load(V& v, const T* p) {
+  std::memcpy(&v, p, sizeof v);
+}
+
 // Rows of several blocks, int32-exact: per-channel weights with o_proj's per-head activation
 // segments (kGroupScales false: y = s_w·Σ_b s_x[b]·e_b), or weights in groups of one or more
 // blocks (true: y = Σ_b (s_w[g(b)]·s_x[b])·e_b, the groups' scales and zero points first
-// copied out per block where a group spans several). Summed in kLanes interleaved partial sums
-// added in a fixed order, so the compiler can vectorize it without reassociating anything
-// (scalar and vector code give the same floats); inlined into linear_epilogue's clones.
-constexpr int kLanes = 8;
+// copied out per block where a group spans several). Each row sums its blocks eight at a time
+// in vector lanes, the remainder in order on its own, then adds the lanes in a fixed tree
+// (written on vector types, so the partial sums stay in registers rather than going through
+// memory per row); inlined into linear_epilogue's clones.
 template <bool kGroupScales>
 __attribute__((always_inline)) inline void block_rows(const PackedMatrix& w, const TokenBlocks& k,
                                                       const int* group_of, int r0, int r1,
@@ -64,6 +78,7 @@ __attribute__((always_inline)) inline void block_rows(const PackedMatrix& w, con
     block_zeros.resize(nb);
     block_scales.resize(nb);
   }
+  const int whole = nb / kLanes * kLanes;
   for (int r = r0; r < r1; ++r, d += nb) {
     const int32_t* wsum = w.sums + static_cast<size_t>(r) * nb;
     const float* sw = w.scales + static_cast<size_t>(r) * ng;
@@ -76,19 +91,33 @@ __attribute__((always_inline)) inline void block_rows(const PackedMatrix& w, con
       sw = block_scales.data();
       zw = block_zeros.data();
     }
-    auto term = [&](int b) {
+    Floats acc = {};
+    for (int b = 0; b < whole; b += kLanes) {
+      Ints dot, z = Ints{} + zw[0], cb, zx, ws;
+      Floats sx, scale;
+      load(dot, d + b);
+      if (kGroupScales) load(z, zw + b);
+      load(cb, c.data() + b);
+      load(zx, k.zx.data() + b);
+      load(ws, wsum + b);
+      load(sx, k.sx.data() + b);
+      if (kGroupScales) {
+        load(scale, sw + b);
+        scale *= sx;
+      } else {
+        scale = sx;
+      }
+      acc += scale * __builtin_convertvector(dot - z * cb - zx * ws, Floats);
+    }
+    float rest = 0.0f;
+    for (int b = whole; b < nb; ++b) {
       const int g = kGroupScales ? b : 0;
       const float e = static_cast<float>(exact_dot<int32_t>(d[b], zw[g], c[b], k.zx[b], wsum[b]));
-      return kGroupScales ? (sw[b] * k.sx[b]) * e : k.sx[b] * e;
-    };
-    float acc[kLanes] = {};
-    int b = 0;
-    for (; b + kLanes <= nb; b += kLanes)
-      for (int l = 0; l < kLanes; ++l) acc[l] += term(b + l);
-    for (int l = 0; b < nb; ++b, ++l) acc[l] += term(b);
+      rest += (kGroupScales ? sw[b] * k.sx[b] : k.sx[b]) * e;
+    }
     static_assert(kLanes == 8, "the reduction below adds eight lanes");
     const float sum =
-        ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))) + rest;
     y[r] = kGroupScales ? sum : sw[0] * sum;
   }
 }
@@ -122,10 +151,13 @@ ROTOR_EPILOGUE_CLONES void linear_epilogue(const PackedMatrix& w, const Quantize
   const int nseg = a.cols_padded / a.segment;
   const int64_t n = w.block;
   const bool int32 = fits_int32(w);
-  // Each block's weight group, looked up rather than divided out per (row, block).
+  // Each block's weight group, looked up rather than divided out per (row, block). Nested
+  // loops rather than a division per block: integer division is slow, and this runs per call.
   thread_local std::vector<int> group_of;
   group_of.resize(nb);
-  for (int b = 0; b < nb; ++b) group_of[b] = b / (w.group / w.block);
+  const int group_blocks = w.group / w.block, segment_blocks = a.segment / w.block;
+  for (int g = 0, b = 0; b < nb; ++g)
+    for (int j = 0; j < group_blocks; ++j) group_of[b++] = g;
   thread_local TokenBlocks k;
   k.sx.resize(nb);
   k.zx.resize(nb);
@@ -147,12 +179,12 @@ ROTOR_EPILOGUE_CLONES void linear_epilogue(const PackedMatrix& w, const Quantize
                                 rows, yt + r0);
       continue;
     }
-    for (int b = 0; b < nb; ++b) {
-      const int s = b / (a.segment / w.block);
-      k.sx[b] = sx[s];
-      k.zx[b] = zx[s];
-      k.c[b] = qsum[b] - n * zx[s];
-    }
+    for (int s = 0, b = 0; b < nb; ++s)
+      for (int j = 0; j < segment_blocks; ++j, ++b) {
+        k.sx[b] = sx[s];
+        k.zx[b] = zx[s];
+        k.c[b] = qsum[b] - n * zx[s];
+      }
     if (int32) {
       if (w.groups() == 1)
         block_rows<false>(w, k, group_of.data(), r0, r1, d, yt);
