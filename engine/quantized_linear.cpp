@@ -8,6 +8,7 @@
 
 #include "engine/scratch.h"
 #include "engine/threads.h"
+#include "engine/parallel_items.h"
 
 namespace rotor {
 
@@ -114,15 +115,10 @@ void QuantizedLinear::integer_job(const Linear* const* ls, int count, const Quan
     out_rows += layer(i).w_.rows;
     row_tiles += tiles(layer(i).w_.rows, kTileRows);
   }
-  // Tasks are (token tile × chunk of row tiles); one task does everything when one worker
-  // would. A chunk may span layers; each layer's part runs as that layer's own rows would.
-  const int workers = workers_for(rows * out_rows * a.cols_padded);
-  const int chunks = std::min(workers, row_tiles);
-  const int span = workers == 1 ? rows : tile_tokens(a.cols_padded / a.block);
-  thread_pool().parallel_for(tiles(rows, span) * chunks, [&](int task, int) {
-    const int t0 = task / chunks * span, t1 = std::min(rows, t0 + span);
-    const auto [begin, end] = tile_chunk(row_tiles, task % chunks, chunks);
-    // Layer i's tiles are [offset, offset + n) of the row tiles; this task's are [begin, end).
+  // Row tiles [begin, end) of tokens [t0, t1). A run of tiles may span layers; each layer's
+  // part runs as that layer's own rows would.
+  auto run_tiles = [&](int t0, int t1, int begin, int end) {
+    // Layer i's tiles are [offset, offset + n) of the row tiles.
     for (int i = 0, offset = 0; i < count && offset < end; ++i) {
       const QuantizedLinear& l = layer(i);
       const int n = tiles(l.w_.rows, kTileRows);
@@ -131,6 +127,23 @@ void QuantizedLinear::integer_job(const Linear* const* ls, int count, const Quan
       if (r0 < r1) l.integer_tiles(a, t0, t1, r0, r1, ys[i]);
       offset += n;
     }
+  };
+  const int workers = workers_for(rows * out_rows * a.cols_padded);
+  const int span = workers == 1 ? rows : tile_tokens(a.cols_padded / a.block);
+  if (workers > 1 && rows <= span) {
+    // One tile of tokens (decode): each worker streams its own share of the row tiles in order
+    // and then takes what is left of the others', so no core waits on a slower one.
+    parallel_items(thread_pool(), row_tiles,
+                   [&](int tile, int) { run_tiles(0, rows, tile, tile + 1); });
+    return;
+  }
+  // Tasks are (token tile × chunk of row tiles), the chunks equal: each weight row is read once
+  // per token tile. One task does everything when one worker would.
+  const int chunks = std::min(workers, row_tiles);
+  thread_pool().parallel_for(tiles(rows, span) * chunks, [&](int task, int) {
+    const int t0 = task / chunks * span;
+    const auto [begin, end] = tile_chunk(row_tiles, task % chunks, chunks);
+    run_tiles(t0, std::min(rows, t0 + span), begin, end);
   });
 }
 

@@ -1,5 +1,6 @@
 // The thread pool: every task runs once, on a worker of its own, through nested and serial
-// calls, resizes and exceptions; and what runs on it (quantized linears, alone and sharing an
+// calls, resizes and exceptions; parallel_items runs every item once and moves a stalled
+// worker's items to the others; and what runs on it (quantized linears, alone and sharing an
 // input, attention) gives bit for bit the floats of one thread.
 #include <doctest/doctest.h>
 
@@ -16,6 +17,7 @@
 #include "engine/quantized_linear.h"
 #include "engine/session.h"
 #include "engine/threads.h"
+#include "engine/parallel_items.h"
 #include "tests/helpers.h"
 
 using namespace rotor;
@@ -177,6 +179,64 @@ TEST_CASE("thread pool: an exception in a task reaches the caller and the pool g
                     std::out_of_range);
     check_each_task_once(pool, 100);
   }
+}
+
+TEST_CASE("parallel_items: every item runs once, on a worker in range, for any pool and count") {
+  for (int size : {1, 2, 3, 4}) {
+    ThreadPool pool(size);
+    for (int n : {0, 1, 2, 3, 7, 64, 1001}) {
+      CAPTURE(size); CAPTURE(n);
+      std::vector<std::atomic<int>> runs(n);
+      std::atomic<int> bad_worker{0};
+      parallel_items(pool, n, [&](int item, int worker) {
+        runs[item].fetch_add(1);
+        if (worker < 0 || worker >= size) bad_worker.fetch_add(1);
+      });
+      int wrong = 0;
+      for (auto& r : runs) wrong += r.load() != 1;
+      CHECK(wrong == 0);
+      CHECK(bad_worker.load() == 0);
+    }
+  }
+}
+
+TEST_CASE("parallel_items: a stalled worker's items go to the others") {
+  // The first item to start waits until every other item has run: only if the other workers
+  // take the rest of its worker's share too, from the back, does that happen (else it times out).
+  for (int size : {2, 3}) {
+    CAPTURE(size);
+    ThreadPool pool(size);
+    const int n = 40;
+    std::atomic<int> started{0}, finished{0};
+    std::atomic<bool> timed_out{false};
+    std::vector<std::atomic<int>> runs(n);
+    parallel_items(pool, n, [&](int item, int) {
+      if (started.fetch_add(1) == 0) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (finished.load() < n - 1 && !timed_out.load())
+          if (std::chrono::steady_clock::now() > deadline) timed_out = true;
+      }
+      runs[item].fetch_add(1);
+      finished.fetch_add(1);
+    });
+    CHECK_FALSE(timed_out.load());
+    int wrong = 0;
+    for (auto& r : runs) wrong += r.load() != 1;
+    CHECK(wrong == 0);
+  }
+}
+
+TEST_CASE("parallel_items: from inside a task it runs every item inline on that task's worker") {
+  ThreadPool pool(3);
+  std::atomic<int> inner_runs{0}, mismatched{0};
+  pool.parallel_for(4, [&](int, int outer) {
+    parallel_items(pool, 9, [&](int, int inner) {
+      inner_runs.fetch_add(1);
+      if (inner != outer) mismatched.fetch_add(1);
+    });
+  });
+  CHECK(inner_runs.load() == 4 * 9);
+  CHECK(mismatched.load() == 0);
 }
 
 TEST_CASE("default_thread_count: at least one, at most the CPUs this process may use") {
