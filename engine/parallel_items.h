@@ -1,9 +1,9 @@
 // Items [0, n) split among a pool's workers so that each walks one contiguous share of them in
 // order (a decode GEMV's share of weight rows streams from memory as one sequence), while a
 // worker that finishes early takes the back half of the largest share still in progress. With
-// equal fixed shares the faster core idles at the end of every job: on this 2-core VM, in the
-// state where its cores read memory at unequal speeds, the caller waited 10–17% of the decode
-// jobs' time for the other thread.
+// equal fixed halves the faster core idles at the end of every job: on the 2-core VM of
+// docs/BENCHMARKS.md, in its fast memory state, the caller waited 10–17% of the decode jobs'
+// time for the other thread's half.
 #pragma once
 #include <algorithm>
 #include <atomic>

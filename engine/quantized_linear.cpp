@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <utility>
 
+#include "engine/parallel_items.h"
 #include "engine/scratch.h"
 #include "engine/threads.h"
-#include "engine/parallel_items.h"
 
 namespace rotor {
 
@@ -132,7 +132,8 @@ void QuantizedLinear::integer_job(const Linear* const* ls, int count, const Quan
   const int span = workers == 1 ? rows : tile_tokens(a.cols_padded / a.block);
   if (workers > 1 && rows <= span) {
     // One tile of tokens (decode): each worker streams its own share of the row tiles in order
-    // and then takes what is left of the others', so no core waits on a slower one.
+    // and then takes what is left of the others', so a faster core does not sit idle while a
+    // slower one finishes an equal half.
     parallel_items(thread_pool(), row_tiles,
                    [&](int tile, int) { run_tiles(0, rows, tile, tile + 1); });
     return;
