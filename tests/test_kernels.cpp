@@ -562,15 +562,17 @@ TEST_CASE("kernels: the epilogue gives the scaled exact block dots in every layo
   // Against Σ_b s_w·s_x·Σ_j (q − z_x)·(w' − z_w) in double, from the codes themselves: one
   // block per row (32-bit sums, and 8-bit rows too wide for them), several blocks in one
   // weight group (per-head activation segments), several groups (one per block: 11 and 32 of
-  // them, past the epilogue's 8 interleaved sums; two blocks per group), and two groups of
-  // 8-bit blocks too wide for 32-bit sums; random and extreme codes.
+  // them, past the epilogue's 8 vector lanes; two blocks per group, in 6 blocks and in 20,
+  // past the lanes), and two groups of 8-bit blocks too wide for 32-bit sums; random and
+  // extreme codes.
   std::mt19937 rng(89);
   struct Layout { int rows, cols, bits, group, block, segment; };
   const Layout layouts[] = {{13, 256, 4, 256, 256, 256},     {6, 22016, 8, 22016, 22016, 22016},
                             {13, 512, 4, 512, 64, 64},       {7, 512, 8, 512, 32, 32},
                             {9, 256, 4, 32, 32, 256},        {5, 384, 8, 128, 64, 64},
                             {11, 1408, 4, 128, 128, 1408},   {6, 2048, 8, 64, 64, 2048},
-                            {4, 1024, 4, 64, 64, 64},        {5, 44032, 8, 22016, 22016, 44032}};
+                            {4, 1024, 4, 64, 64, 64},        {5, 44032, 8, 22016, 22016, 44032},
+                            {7, 1280, 4, 128, 64, 64}};
   for (const Layout& s : layouts)
     for (int mode = 0; mode < 3; ++mode) {
       CAPTURE(s.cols); CAPTURE(s.bits); CAPTURE(s.block); CAPTURE(s.segment); CAPTURE(mode);

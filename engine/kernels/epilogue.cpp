@@ -75,22 +75,24 @@ __attribute__((always_inline)) inline void block_rows(const PackedMatrix& w, con
   c.assign(k.c.begin(), k.c.end());
   const bool copied = kGroupScales && ng != nb;
   if (copied) {
-    block_zeros.resize(nb);
-    block_scales.resize(nb);
+    // All the rows' copies first: read back right after their scalar stores, the vector loads
+    // below would wait for them (a load cannot take its bytes from several pending stores).
+    const size_t n = static_cast<size_t>(r1 - r0) * nb;
+    block_zeros.resize(n);
+    block_scales.resize(n);
+    const size_t first = static_cast<size_t>(r0) * ng;
+    for (size_t i = 0, g = first; i < n; g += ng)
+      for (int b = 0; b < nb; ++b, ++i) {
+        block_scales[i] = w.scales[g + group_of[b]];
+        block_zeros[i] = w.zeros[g + group_of[b]];
+      }
   }
   const int whole = nb / kLanes * kLanes;
   for (int r = r0; r < r1; ++r, d += nb) {
     const int32_t* wsum = w.sums + static_cast<size_t>(r) * nb;
-    const float* sw = w.scales + static_cast<size_t>(r) * ng;
-    const int32_t* zw = w.zeros + static_cast<size_t>(r) * ng;
-    if (copied) {
-      for (int b = 0; b < nb; ++b) {
-        block_scales[b] = sw[group_of[b]];
-        block_zeros[b] = zw[group_of[b]];
-      }
-      sw = block_scales.data();
-      zw = block_zeros.data();
-    }
+    const size_t copy = static_cast<size_t>(r - r0) * nb;
+    const float* sw = copied ? &block_scales[copy] : w.scales + static_cast<size_t>(r) * ng;
+    const int32_t* zw = copied ? &block_zeros[copy] : w.zeros + static_cast<size_t>(r) * ng;
     Floats acc = {};
     for (int b = 0; b < whole; b += kLanes) {
       Ints dot, z = Ints{} + zw[0], cb, zx, ws;
