@@ -15,6 +15,7 @@ namespace {
 struct Shape {
   int rows, cols;  // out × in
   int segment = 0;  // activation segment (kernel block): 0 = whole row, else per head (o_proj)
+  int group = 0;    // weight columns per scale: 0 = per channel
 };
 // LLaMA-2-7B q/k/v/o, gate/up, down; TinyLlama gate/up.
 const Shape kShapes[] = {{4096, 4096}, {11008, 4096}, {4096, 11008}, {5632, 2048}};
@@ -23,7 +24,8 @@ const Shape kHeadShapes[] = {{4096, 4096, 128}, {2048, 2048, 64}};
 
 std::string shape_name(Shape s, int bits, int tokens) {
   return std::to_string(s.rows) + "x" + std::to_string(s.cols) +
-         (s.segment > 0 ? "/b" + std::to_string(s.segment) : "") + "/w" + std::to_string(bits) +
+         (s.segment > 0 ? "/b" + std::to_string(s.segment) : "") +
+         (s.group > 0 ? "/g" + std::to_string(s.group) : "") + "/w" + std::to_string(bits) +
          "/t" + std::to_string(tokens);
 }
 // Prompt lengths for GEMM; the scalar reference only runs the shortest (it is that slow).
@@ -75,10 +77,7 @@ void run_from_memory(benchmark::State& state, Isa isa, Shape shape, int bits) {
 // The epilogue of one decoded token (linear_epilogue: block dots to floats), over a layer's rows
 // in tiles of 64 as decode calls it, its metadata and dots in cache. Bytes are the packed codes
 // the layer's GEMV streams, so its GB/s compares with gemv_dram's: how much the epilogue adds.
-struct EpilogueShape {
-  int rows, cols, group, segment;  // group, segment 0: per channel, whole row
-};
-void run_epilogue(benchmark::State& state, EpilogueShape s) {
+void run_epilogue(benchmark::State& state, Shape s) {
   const QuantizedMatrix m = RandomPackedMatrices(1)(s.rows, s.cols, {4, s.group, false, s.segment});
   const PackedMatrix w = m.view();
   std::mt19937 rng(2);
@@ -112,16 +111,12 @@ void run_epilogue(benchmark::State& state, EpilogueShape s) {
 void register_epilogue() {
   // TinyLlama: gate/up and down per channel and in groups of 128; o_proj per head (64
   // columns), per channel and in groups of 128; LLaMA-2-7B o_proj (heads of 128).
-  const EpilogueShape shapes[] = {{5632, 2048, 0, 0},    {5632, 2048, 128, 0},
-                                  {2048, 5632, 128, 0},  {2048, 2048, 0, 64},
-                                  {2048, 2048, 128, 64}, {4096, 4096, 0, 128}};
-  for (const EpilogueShape& s : shapes) {
-    const std::string name = "epilogue/shared/" + std::to_string(s.rows) + "x" +
-                             std::to_string(s.cols) +
-                             (s.segment > 0 ? "/b" + std::to_string(s.segment) : "") +
-                             (s.group > 0 ? "/g" + std::to_string(s.group) : "");
-    benchmark::RegisterBenchmark(name.c_str(), run_epilogue, s)->Unit(benchmark::kMicrosecond);
-  }
+  const Shape shapes[] = {{5632, 2048, 0, 0},    {5632, 2048, 0, 128}, {2048, 5632, 0, 128},
+                          {2048, 2048, 64, 0},   {2048, 2048, 64, 128}, {4096, 4096, 128, 0}};
+  for (const Shape& s : shapes)
+    benchmark::RegisterBenchmark(("epilogue/shared/" + shape_name(s, 4, 1)).c_str(), run_epilogue,
+                                 s)
+        ->Unit(benchmark::kMicrosecond);
 }
 
 void register_linear(Isa isa) {

@@ -2,7 +2,7 @@
 // order (a decode GEMV's share of weight rows streams from memory as one sequence), while a
 // worker that finishes early takes the back half of the largest share still in progress. With
 // equal fixed halves the faster core idles at the end of every job: on the 2-core VM of
-// docs/BENCHMARKS.md, in its fast memory state, the caller waited 10–17% of the decode jobs'
+// docs/BENCHMARKS.md, in its fast memory state, the caller waited 6–17% of the decode jobs'
 // time for the other thread's half.
 #pragma once
 #include <algorithm>

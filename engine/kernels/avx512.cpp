@@ -7,8 +7,9 @@
 // rows; in decode 8 rows of 256-bit steps where each row has one block (see dots_by_block),
 // else 8 rows × 4 consecutive blocks for 4-bit weights (pair_row_block_dots) and for 8-bit
 // ones 16 rows (one large block at a time) or 4 rows × (with small blocks) 4 consecutive
-// blocks. At the end of a block the tile's accumulators are reduced four at a time. Where the CPU has AMX-INT8, prefill of 16 or more tokens goes through its tile unit
-// instead (see "AMX tiles" below).
+// blocks. At the end of a block the tile's accumulators are reduced four at a time. Where the
+// CPU has AMX-INT8, prefill of 16 or more tokens goes through its tile unit instead (see "AMX
+// tiles" below).
 //
 // Activation quantization repeats the scalar reference's float operations lane by lane, so
 // codes, scales and zero points are bit-identical. Attention is attend_simd.h over 16 lanes.
