@@ -150,6 +150,40 @@ TEST_CASE("kv cache: a rewind into a complete K group, then the same tokens, mat
   }
 }
 
+TEST_CASE("kv cache: a stored V is its range's nearest code, at 4 bits in a range clipped to 0.9") {
+  // Attention over one position returns that position's V as stored: scale·code + min.
+  std::mt19937 rng(8);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int bits : {4, 8})
+    for (int hd : {8, 14, 128})
+      for (int mode = 0; mode < 3; ++mode) {  // random with an outlier; constant; evenly spaced
+        CAPTURE(bits);
+        CAPTURE(hd);
+        CAPTURE(mode);
+        std::vector<float> k(hd, 1.0f), v(hd), q(hd, 0.5f), scores(1), out(hd);
+        for (int c = 0; c < hd; ++c)
+          v[c] = mode == 1   ? 0.75f
+                 : mode == 2 ? 0.5f * c - 1.0f
+                             : normal(rng) * (c == 3 ? 30.0f : 1.0f);
+        KvCache cache(1, 4, 1, hd, bits, 0);
+        cache.store(0, 0, k.data(), v.data());
+        cache.attend(0, 0, q.data(), 1, 1, scores.data(), out.data());
+        // The reference, in the same float operations.
+        float lo = *std::min_element(v.begin(), v.end());
+        float hi = *std::max_element(v.begin(), v.end());
+        const float clip = bits == 4 ? 0.9f : 1.0f, mid = 0.5f * (lo + hi);
+        lo = mid + (lo - mid) * clip;
+        hi = mid + (hi - mid) * clip;
+        const int levels = (1 << bits) - 1;
+        const float scale = hi > lo ? (hi - lo) / levels : 1.0f;
+        for (int c = 0; c < hd; ++c) {
+          const int code =
+              std::clamp(static_cast<int>(std::nearbyint((v[c] - lo) / scale)), 0, levels);
+          CHECK(out[c] == doctest::Approx(scale * code + lo).epsilon(1e-6).scale(1.0));
+        }
+      }
+}
+
 TEST_CASE("kv cache: KIVI groups reject a group or head size the kernels cannot walk") {
   auto message = [](int head_dim, int bits, int group) {
     try {
