@@ -42,7 +42,7 @@ void run(benchmark::State& state, Isa isa, int head_dim, int n_q, int bits, int 
     kv.k_group_scale = k_scale.data();
     kv.k_group_min = k_min.data();
     kv.k_float = k_float.data();
-    kv.k_float_stride = k_group;
+    kv.k_float_stride = head_dim;
   } else {
     kv.k_codes = k_codes.data();
     kv.k_scale = k_scale.data();
@@ -72,7 +72,8 @@ void register_attention(Isa isa) {
             ->Unit(benchmark::kMicrosecond);
       }
   struct Gqa { int head_dim, n_q, n_pos; };
-  for (const Gqa& g : {Gqa{8, 2, 128}, Gqa{64, 8, 512}, Gqa{64, 8, 4096}, Gqa{128, 1, 4096}}) {
+  for (const Gqa& g : {Gqa{8, 2, 128}, Gqa{8, 2, 159}, Gqa{64, 8, 512}, Gqa{64, 8, 4096},
+                       Gqa{128, 1, 4096}, Gqa{128, 1, 4127}}) {
     const std::string detail = "kv4/d" + std::to_string(g.head_dim) + "/h" +
                                std::to_string(g.n_q) + "/pos" + std::to_string(g.n_pos);
     benchmark::RegisterBenchmark(bench_name("attend_gqa", isa, detail).c_str(), run, isa,

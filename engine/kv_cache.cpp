@@ -161,7 +161,7 @@ void KvCache::store_k_group(int layer, int pos, const float* k) {
   const int G = k_group_, g = pos / G, row = pos % G;
   const size_t row_floats = static_cast<size_t>(n_kv_heads_) * head_dim_;
   float* partial = &k_partial_[static_cast<size_t>(layer) * G * row_floats];
-  for (size_t i = 0; i < row_floats; ++i) partial[i * G + row] = k[i];  // i = head·head_dim + c
+  std::copy(k, k + row_floats, partial + row * row_floats);
   stored_[layer] = pos + 1;
   if (layer != stage_layer_ || pos != stage_next_) {  // a new block of stores
     stage_layer_ = layer;
@@ -170,16 +170,21 @@ void KvCache::store_k_group(int layer, int pos, const float* k) {
   stage_next_ = pos + 1;
   if (row < G - 1 || g >= n_groups_) return;  // the group is not complete (or ctx ends first)
 
-  // Quantize the complete group channel by channel, and keep its float rows for the attention
-  // of this block's earlier positions.
-  thread_local std::vector<uint8_t> storage;
-  uint8_t* channel_codes = scratch(storage, static_cast<size_t>(G));
+  // Quantize the complete group channel by channel (each head's rows turned into channels
+  // first), and keep its float rows for the attention of this block's earlier positions.
+  thread_local std::vector<uint8_t> code_storage;
+  thread_local std::vector<float> channel_storage;
+  uint8_t* channel_codes = scratch(code_storage, static_cast<size_t>(G));
+  float* channels = scratch(channel_storage, static_cast<size_t>(head_dim_) * G);
   for (int h = 0; h < n_kv_heads_; ++h) {
     const size_t gi = group_index(layer, h, g);
     uint8_t* codes = &kg_codes_[gi * group_bytes_];
     std::fill(codes, codes + group_bytes_, 0);
+    for (int p = 0; p < G; ++p)
+      for (int c = 0; c < head_dim_; ++c)
+        channels[c * G + p] = partial[p * row_floats + static_cast<size_t>(h) * head_dim_ + c];
     for (int c = 0; c < head_dim_; ++c) {
-      const float* x = partial + (static_cast<size_t>(h) * head_dim_ + c) * G;
+      const float* x = channels + c * G;
       // The full range: a channel's values over G positions have no outliers to clip the way
       // a token's values over its channels do (a clip search gained 0.03% ppl, clip 0.9 lost).
       const Range r = clipped_range(x, G, bits_, 1.0f);
@@ -210,8 +215,9 @@ void KvCache::truncate(int layer, int pos) {
     const uint8_t* codes = &kg_codes_[gi * group_bytes_];
     for (int c = 0; c < head_dim_; ++c) {
       const Range r{kg_scale_[gi * head_dim_ + c], kg_min_[gi * head_dim_ + c]};
-      float* x = partial + (static_cast<size_t>(h) * head_dim_ + c) * G;
-      for (int p = 0; p < kept; ++p) x[p] = r.scale * kivi_code(codes, G, bits_, c, p) + r.min;
+      float* x = partial + static_cast<size_t>(h) * head_dim_ + c;
+      for (int p = 0; p < kept; ++p)
+        x[p * row_floats] = r.scale * kivi_code(codes, G, bits_, c, p) + r.min;
     }
   }
 }
@@ -242,7 +248,7 @@ void KvCache::attend(int layer, int kv_head, const float* q, int n_q, int n_pos,
     kv.k_group_codes = kg_codes_.data() + gi * group_bytes_;
     kv.k_group_scale = kg_scale_.data() + gi * head_dim_;
     kv.k_group_min = kg_min_.data() + gi * head_dim_;
-    kv.k_float_stride = G;
+    kv.k_float_stride = row_floats;
     // The positions after the last complete group: the layer's newest group, or one that
     // filled later in this block.
     if (g == (stored_[layer] - 1) / G || g >= n_groups_)
@@ -253,7 +259,7 @@ void KvCache::attend(int layer, int kv_head, const float* q, int n_q, int n_pos,
       kv.k_float = &stage_[static_cast<size_t>(g - stage_group_) * G * row_floats];
     else
       throw Error("K cache: no float rows for position " + std::to_string(n_pos - 1), kExitInternal);
-    if (kv.k_float) kv.k_float += static_cast<size_t>(kv_head) * head_dim_ * G;
+    if (kv.k_float) kv.k_float += static_cast<size_t>(kv_head) * head_dim_;
   }
   kernels().attend(kv, q, n_q, n_pos, scores, out);
 }

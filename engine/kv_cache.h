@@ -55,12 +55,12 @@ class KvCache {
   size_t group_bytes_ = 0;               // codes of one (head, group): head_dim · G · bits / 8
   ZeroedArray<uint8_t> kg_codes_;        // [layer][head][group][channel][G · bits / 8]
   ZeroedArray<float> kg_scale_, kg_min_;  // [layer][head][group][channel]
-  // Each layer's newest group in float, channel by channel as the codes (attention's scores
-  // of those positions are then vectorized over positions): [layer][head][head_dim][G].
+  // Each layer's newest group in float, one row per position as the model writes them (by
+  // channel, each row went to a cache line per channel): [layer][G][head][head_dim].
   std::vector<float> k_partial_;
   std::vector<int> stored_;              // positions stored, per layer
   // The float values of the groups that filled in the current block of stores to stage_layer_,
-  // from group stage_group_ on: [group − stage_group_][head][head_dim][G].
+  // from group stage_group_ on: [group − stage_group_][G][head][head_dim].
   std::vector<float> stage_;
   int stage_layer_ = -1, stage_group_ = 0, stage_next_ = 0;  // next: the position that continues it
 };

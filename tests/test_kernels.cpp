@@ -359,7 +359,7 @@ struct KiviCase {
       k_scale[i] = big * (0.01f + std::fabs(normal(rng)) * 0.05f);
       k_min[i] = big * normal(rng);
     }
-    k_float.resize(static_cast<size_t>(hd) * (G + 3));  // channels G + 3 apart: a wider stride
+    k_float.resize(static_cast<size_t>(G) * (hd + 3));  // positions hd + 3 apart: a wider stride
     for (float& f : k_float) f = normal(rng);
     const size_t v_stride = static_cast<size_t>(hd) * bits / 8;
     v_codes.resize(v_stride * n_pos);
@@ -380,7 +380,7 @@ struct KiviCase {
     kv.k_group_scale = k_scale.data();
     kv.k_group_min = k_min.data();
     kv.k_float = k_float.data();
-    kv.k_float_stride = G + 3;
+    kv.k_float_stride = hd + 3;
   }
 
   // Whether position t is in a complete group (else in the float part).
@@ -400,7 +400,7 @@ struct KiviCase {
   std::pair<double, double> k(int t, int c) const {
     const int hd = kv.head_dim, G = kv.k_group, g = t / G, p = t % G;
     if (!in_group(t)) {
-      const double f = k_float[c * kv.k_float_stride + p];
+      const double f = k_float[p * kv.k_float_stride + c];
       return {f, std::fabs(f)};
     }
     const double sc = static_cast<double>(k_scale[g * hd + c]) * code(t, c), m = k_min[g * hd + c];

@@ -103,11 +103,10 @@ struct KvView {
   const uint8_t* k_group_codes = nullptr;
   const float* k_group_scale = nullptr;
   const float* k_group_min = nullptr;
-  // The positions from first = n_pos / k_group · k_group on, in float and channel by channel
-  // like the codes: position first + p, channel c at k_float[c·k_float_stride + p]. Each
-  // channel has k_group readable slots; the kernels may read those past n_pos − first.
+  // The positions from first = n_pos / k_group · k_group on, in float, one row per position
+  // as the model wrote it: position first + p, channel c at k_float[p·k_float_stride + c].
   const float* k_float = nullptr;
-  size_t k_float_stride = 0;  // floats between channels (at least k_group)
+  size_t k_float_stride = 0;  // floats between positions (at least head_dim)
 
   int head_bytes() const { return head_dim * bits / 8; }  // head_dim is even at 4 bits
 };
