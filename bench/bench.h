@@ -18,6 +18,8 @@ void register_epilogue();
 void register_activations(Isa isa);
 // Attention of one head over a 4- or 8-bit KV cache (attend).
 void register_attention(Isa isa);
+// The KV cache's store of one token through every layer, registered once (no per-ISA entry).
+void register_kv_store();
 // The normalized Hadamard transform (the hadamard entry) at hidden, MLP and head sizes.
 void register_hadamard(Isa isa);
 // psot-layer's f16 residual blocks: vecmat_f16 from memory, and f16_to_f32.

@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
   bench::register_epilogue();
+  bench::register_kv_store();
   for (Isa isa : supported_isas()) {
     bench::register_linear(isa);
     bench::register_activations(isa);
