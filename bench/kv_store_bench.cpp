@@ -34,7 +34,7 @@ void run_kv_store(benchmark::State& state, KvShape s, int k_group) {
   for (int pos = 0; pos < kPositions; ++pos) store_token(pos);
   int pos = 0;
   for (auto _ : state) {
-    store_token(pos);  // position 0 again rewinds the cache: one truncation per pass
+    store_token(pos);  // position 0 again: with KIVI groups a rewind, one truncation per pass
     pos = (pos + 1) % kPositions;
   }
   set_work(state, 2.0 * s.layers * row * sizeof(float), 0.0);  // the float K and V read
