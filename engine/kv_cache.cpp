@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <string>
 
 #include "engine/error.h"
 #include "engine/kernels/kernels.h"
 #include "engine/ops.h"
 #include "engine/scratch.h"
+#include "engine/vector_lanes.h"
 
 namespace rotor {
 
@@ -18,11 +18,9 @@ struct Range {
   float scale, min;
 };
 
-// The range and the codes are computed on GCC vector types, which baseline x86-64 and NEON
-// run 4 lanes at a time: -O2 left std::min of floats a branch per value, and nearbyint was a
-// libm call per value (a 7B token's keys and values, K per token, took 1.1 ms to store, now 0.45).
-typedef float Floats4 __attribute__((vector_size(16)));
-typedef int Ints4 __attribute__((vector_size(16)));
+// The range and the codes are computed on 4-lane vector types (vector_lanes.h): -O2 left
+// std::min of floats a branch per value, and nearbyint was a libm call per value (a 7B token's
+// keys and values, K per token, took 1.1 ms to store, now 0.45).
 
 // The range of x[0, n), shrunk around its middle by clip.
 Range clipped_range(const float* x, int n, int bits, float clip) {
@@ -30,7 +28,7 @@ Range clipped_range(const float* x, int n, int bits, float clip) {
   Floats4 lo = {x[0], x[0], x[0], x[0]}, hi = lo;
   for (int i = 0; i < n4; i += 4) {
     Floats4 v;
-    std::memcpy(&v, x + i, sizeof v);
+    load_lanes(v, x + i);
     lo = v < lo ? v : lo;
     hi = v > hi ? v : hi;
   }
@@ -61,7 +59,7 @@ void codes_of(const float* x, int n, Range r, int bits, uint8_t* codes) {
   const int n4 = n / 4 * 4;
   for (int i = 0; i < n4; i += 4) {
     Floats4 v;
-    std::memcpy(&v, x + i, sizeof v);
+    load_lanes(v, x + i);
     const Ints4 c = __builtin_convertvector(code(v), Ints4);
     for (int j = 0; j < 4; ++j) codes[i + j] = static_cast<uint8_t>(c[j]);
   }

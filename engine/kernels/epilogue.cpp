@@ -1,7 +1,7 @@
-#include <cstring>
 #include <vector>
 
 #include "engine/kernels/kernels.h"
+#include "engine/vector_lanes.h"
 
 namespace rotor {
 
@@ -45,18 +45,10 @@ struct TokenBlocks {
   std::vector<int64_t> c;
 };
 
-// Eight lanes of int32 or float in GCC's portable vector types: the compiler maps them onto
-// the target's registers (one ymm, two xmm or two NEON q), and the operations are the same
-// per-lane IEEE ones on every target.
+// Eight lanes of int32 or float (vector_lanes.h).
 constexpr int kLanes = 8;
-using Ints = int32_t __attribute__((vector_size(kLanes * sizeof(int32_t))));
-using Floats = float __attribute__((vector_size(kLanes * sizeof(float))));
-// Filled through a reference: a function returning a 256-bit vector by value would take a
-// different ABI in the baseline clone than in the AVX2 one.
-template <class V, class T>
-inline void load(V& v, const T* p) {
-  std::memcpy(&v, p, sizeof v);
-}
+using Ints = Ints8;
+using Floats = Floats8;
 
 // Rows of several blocks, int32-exact: per-channel weights with o_proj's per-head activation
 // segments (kGroupScales false: y = s_w·Σ_b s_x[b]·e_b), or weights in groups of one or more
@@ -97,14 +89,14 @@ __attribute__((always_inline)) inline void block_rows(const PackedMatrix& w, con
     for (int b = 0; b < whole; b += kLanes) {
       Ints dot, z = Ints{} + zw[0], cb, zx, ws;
       Floats sx, scale;
-      load(dot, d + b);
-      if (kGroupScales) load(z, zw + b);
-      load(cb, c.data() + b);
-      load(zx, k.zx.data() + b);
-      load(ws, wsum + b);
-      load(sx, k.sx.data() + b);
+      load_lanes(dot, d + b);
+      if (kGroupScales) load_lanes(z, zw + b);
+      load_lanes(cb, c.data() + b);
+      load_lanes(zx, k.zx.data() + b);
+      load_lanes(ws, wsum + b);
+      load_lanes(sx, k.sx.data() + b);
       if (kGroupScales) {
-        load(scale, sw + b);
+        load_lanes(scale, sw + b);
         scale *= sx;
       } else {
         scale = sx;

@@ -10,11 +10,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "engine/kernels/kv_kernels.h"
 #include "engine/scratch.h"
+#include "engine/vector_lanes.h"
 
 namespace rotor {
 namespace {
@@ -65,21 +65,19 @@ inline float quantize_q16(const float* __restrict qn, const float* __restrict sc
 // layout by channel was, eight positions at a time), the channels past a multiple of 8 one by
 // one.
 void float_scores(const float* qn, const float* k, size_t stride, int hd, int n, float* scores) {
-  typedef float Floats8 __attribute__((vector_size(32)));
-  typedef float Floats4 __attribute__((vector_size(16)));
   const int hd8 = hd / 8 * 8;
   for (int p = 0; p < n; ++p) {
     const float* kp = k + p * stride;
     Floats8 acc = {};
     for (int c = 0; c < hd8; c += 8) {
       Floats8 a, b;
-      std::memcpy(&a, qn + c, sizeof a);
-      std::memcpy(&b, kp + c, sizeof b);
+      load_lanes(a, qn + c);
+      load_lanes(b, kp + c);
       acc += a * b;
     }
     Floats4 low, high;
-    std::memcpy(&low, &acc, sizeof low);
-    std::memcpy(&high, reinterpret_cast<const char*>(&acc) + sizeof low, sizeof high);
+    load_lanes(low, reinterpret_cast<const float*>(&acc));
+    load_lanes(high, reinterpret_cast<const float*>(&acc) + 4);
     low += high;
     float s = (low[0] + low[2]) + (low[1] + low[3]);
     for (int c = hd8; c < hd; ++c) s += qn[c] * kp[c];
