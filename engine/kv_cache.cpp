@@ -99,6 +99,10 @@ KvCache::KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits, 
     vf_ = ZeroedArray<float>(slots * head_dim);
     return;
   }
+  // The K scores sum q'·code over the channels in int32 (kv_kernels.h): up to 256 fit.
+  if (head_dim > 256)
+    throw Error("a quantized K/V cache needs a head size of at most 256, not " +
+                std::to_string(head_dim));
   vq_ = ZeroedArray<uint8_t>(slots * head_bytes_);
   v_scale_ = ZeroedArray<float>(slots);
   v_min_ = ZeroedArray<float>(slots);
@@ -109,14 +113,14 @@ KvCache::KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits, 
     return;
   }
   // The kernels step through a group 16 positions at a time, and through the channels in
-  // blocks of 2 (8-bit) or 4 (4-bit); q'·code sums of up to 256 channels fit in int32.
+  // blocks of 2 (8-bit) or 4 (4-bit).
   if (k_group < 0 || k_group % 16)
     throw Error("K cache group of " + std::to_string(k_group) +
                 " positions is not a multiple of 16");
   const int block = bits_ == 8 ? 2 : 4;
-  if (head_dim % block || head_dim > 256)
+  if (head_dim % block)
     throw Error("K cache groups need a head size that is a multiple of " +
-                std::to_string(block) + " and at most 256, not " + std::to_string(head_dim));
+                std::to_string(block) + ", not " + std::to_string(head_dim));
   k_group_ = k_group;
   n_groups_ = ctx / k_group;
   group_bytes_ = static_cast<size_t>(head_dim) * k_group * bits_ / 8;

@@ -422,14 +422,20 @@ struct KiviCase {
 };
 
 using ScoresFn = void (*)(const KvView&, const float*, int, int, float*);
-std::vector<std::pair<std::string, ScoresFn>> kivi_versions() {
-  std::vector<std::pair<std::string, ScoresFn>> v = {{"scalar", kivi_scores_scalar}};
+enum class KLayout { kPerToken, kKivi };
+
+// The K scores of `layout`: the scalar version first, then those of the ISAs this CPU runs.
+std::vector<std::pair<std::string, ScoresFn>> score_versions(KLayout layout) {
+  const bool kivi = layout == KLayout::kKivi;
+  std::vector<std::pair<std::string, ScoresFn>> v = {
+      {"scalar", kivi ? kivi_scores_scalar : token_scores_scalar}};
   for (Isa isa : supported_isas()) {
 #if defined(__x86_64__)
-    if (isa == Isa::kAvx2) v.emplace_back("avx2", kivi_scores_avx2);
-    if (isa == Isa::kAvx512) v.emplace_back("avx512", kivi_scores_avx512);
+    if (isa == Isa::kAvx2) v.emplace_back("avx2", kivi ? kivi_scores_avx2 : token_scores_avx2);
+    if (isa == Isa::kAvx512)
+      v.emplace_back("avx512", kivi ? kivi_scores_avx512 : token_scores_avx512);
 #elif defined(__aarch64__)
-    if (isa == Isa::kNeon) v.emplace_back("neon", kivi_scores_neon);
+    if (isa == Isa::kNeon) v.emplace_back("neon", kivi ? kivi_scores_neon : token_scores_neon);
 #endif
     (void)isa;
   }
@@ -438,10 +444,74 @@ std::vector<std::pair<std::string, ScoresFn>> kivi_versions() {
 
 }  // namespace
 
+TEST_CASE("kernels: per-token K scores match q·k of the dequantized rows") {
+  std::mt19937 rng(76);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> byte(0, 255);
+  const auto versions = score_versions(KLayout::kPerToken);
+  // Head sizes around each ISA's vector of codes (16, 32, 64 bytes) and the largest, 256.
+  for (int hd : {2, 8, 12, 62, 64, 66, 128, 130, 256})
+    for (int bits : {4, 8})
+      for (int n_pos : {1, 7, 8, 15, 16, 17, 100})
+        // mode 0: random; 1: every code the maximum and q all 1 (every qi 32767: the largest
+        // sums, near the int32 limit at 256 channels of 8 bits); 2: channel 1 of q 1e4 times
+        // the others (they round to a few steps) and a position's scale 1e3 times the others.
+        for (int mode : {0, 1, 2}) {
+          CAPTURE(hd); CAPTURE(bits); CAPTURE(n_pos); CAPTURE(mode);
+          const int n_q = 1 + (hd + n_pos + mode) % 7;  // query heads sharing the KV head
+          CAPTURE(n_q);
+          const size_t row = static_cast<size_t>(hd) * bits / 8;
+          std::vector<uint8_t> k(row * n_pos);
+          for (auto& b : k) b = static_cast<uint8_t>(mode == 1 ? 0xFF : byte(rng));
+          std::vector<float> ks(n_pos), km(n_pos);
+          for (int t = 0; t < n_pos; ++t) {
+            ks[t] = (mode == 2 && t == n_pos / 2 ? 1e3f : 1.0f) *
+                    (0.01f + std::fabs(normal(rng)) * 0.05f);
+            km[t] = normal(rng);
+          }
+          std::vector<float> q(static_cast<size_t>(n_q) * hd);
+          for (size_t i = 0; i < q.size(); ++i)
+            q[i] = mode == 1 ? 1.0f : (mode == 2 && i % hd == 1 ? 1e4f : 1.0f) * normal(rng);
+          const KvView kv{hd, bits, k.data(), ks.data(), km.data()};
+          std::vector<float> got(static_cast<size_t>(n_q) * n_pos), reference;
+          for (const auto& [name, scores] : versions) {
+            CAPTURE(name);
+            std::fill(got.begin(), got.end(), std::nanf(""));
+            scores(kv, q.data(), n_q, n_pos, got.data());
+            if (reference.empty()) reference = got;  // the scalar version's
+            for (int h = 0; h < n_q; ++h) {
+              const float* qh = &q[h * hd];
+              double top = 0.0;
+              for (int c = 0; c < hd; ++c) top = std::max(top, std::fabs(double{qh[c]}));
+              for (int t = 0; t < n_pos; ++t) {
+                const uint8_t* codes = &k[t * row];
+                double exact = 0.0, norm = 0.0, code_sum = 0.0;
+                for (int c = 0; c < hd; ++c) {
+                  const double sc = double{ks[t]} * row_code(codes, bits, c);
+                  exact += qh[c] * (sc + km[t]);
+                  norm += std::fabs(qh[c]) * (std::fabs(sc) + std::fabs(km[t]));
+                  code_sum += row_code(codes, bits, c);
+                }
+                const double root = std::sqrt(static_cast<double>(hd));
+                exact /= root;
+                norm /= root;
+                // qn = q / sqrt(hd) rounded to steps of max|qn| / 32767: half a step per unit
+                // of code, times the position's scale.
+                const double q16_bound = 0.5 * top / root / 32767.0 * code_sum * ks[t];
+                const float score = got[h * n_pos + t];
+                CHECK(std::fabs(score - exact) <= 1e-5 * (1.0 + norm) + q16_bound);
+                // The integer dots are exact: the versions differ by the float steps only.
+                CHECK(std::fabs(score - reference[h * n_pos + t]) <= 1e-6 * (1.0 + norm));
+              }
+            }
+          }
+        }
+}
+
 TEST_CASE("kernels: KIVI K scores match q·k of the dequantized layout") {
   std::mt19937 rng(78);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  const auto versions = kivi_versions();
+  const auto versions = score_versions(KLayout::kKivi);
   for (int hd : {8, 12, 64, 128})
     for (int bits : {4, 8})
       for (int G : {16, 32, 64, 128})

@@ -1,8 +1,9 @@
 // Attention over the 4- or 8-bit K/V cache (KvView, kernels.h) written once over the vector
-// operations S of an x86 file (avx2.cpp: 8 lanes, avx512.cpp: 16). It vectorizes the scalar
-// sums over the head dimension (another summation order, so equal within float rounding), and
-// the query heads of one KV head go up to four at a time through each walk over the cache, so
-// each code is loaded and converted once for all of them.
+// operations S of an x86 file (avx2.cpp: 8 lanes, avx512.cpp: 16): the ISA's K scores
+// (kv_kernels.h), then the softmax and the V sums. It vectorizes the scalar sums over the head
+// dimension (another summation order, so equal within float rounding), and the query heads of
+// one KV head go up to four at a time through each walk over the V cache, so each code is
+// loaded and converted once for all of them.
 // Internal linkage: each ISA's copy keeps its flags.
 //
 // S: using V, Mask; W (lanes); zero, set1, load, store, add, sub, mul, fma(a, b, c) = a·b + c,
@@ -11,7 +12,7 @@
 // (other lanes keep acc): the masked forms touch no memory outside the mask; widen(p, n): W code
 // bytes from p as int32 lanes, only the first n read when n < W (the rest 0); to_float,
 // low_nibbles, high_nibbles on those; index(p), W int32 lanes from aligned p, and
-// permute(v, index); kivi_scores, the ISA's version (kv_kernels.h).
+// permute(v, index); token_scores and kivi_scores, the ISA's versions (kv_kernels.h).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -28,8 +29,8 @@ namespace rotor {
 namespace {
 
 // A cache row's codes go W bytes at a time: W elements with 8-bit codes; 2W with 4-bit codes,
-// the even elements in the low nibbles, the odd ones in the high nibbles. The sums run in that
-// order, over q and out rearranged to match once per call, so no nibbles need interleaving.
+// the even elements in the low nibbles, the odd ones in the high nibbles. The V sums run in
+// that order, into out rearranged back once per call, so no nibbles need interleaving.
 template <class S, int Bits>
 struct CodeGroups {
   static constexpr int kVecs = Bits == 8 ? 1 : 2;  // float vectors per group
@@ -161,43 +162,6 @@ void packed_v_sums(const uint8_t* codes, int n_bytes, const float* weights, size
   });
 }
 
-// Scores of H heads against K stored per position (q of head h in the group order at
-// qg + h·lanes, Σq at q_sum[h]; scores of head h at scores + h·stride); the heads share each
-// group's conversion.
-template <class S, class G, int H>
-void token_scores(const KvView& kv, const float* qg, int lanes, const float* q_sum, int n_pos,
-                  float* scores, size_t stride) {
-  using V = typename S::V;
-  const int n_bytes = kv.head_bytes(), groups = (n_bytes + S::W - 1) / S::W;
-  const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(kv.head_dim));
-  for (int t = 0; t < n_pos; ++t) {
-    const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * n_bytes;
-    for (int b = 0; b < n_bytes; b += 64) prefetch_ahead(k + b);
-    // Two sums per head, even and odd groups, to halve the chain of dependent FMAs.
-    V dot[H][2];
-    unrolled<H>([&](auto h) { dot[h][0] = dot[h][1] = S::zero(); });
-    auto add_group = [&](int g, auto parity) __attribute__((always_inline)) {
-      V c[G::kVecs];
-      G::load(k, g, n_bytes, c);
-      unrolled<H>([&](auto h) {
-        for (int v = 0; v < G::kVecs; ++v)
-          dot[h][parity] = S::fma(S::load(qg + h * lanes + (g * G::kVecs + v) * S::W), c[v],
-                                  dot[h][parity]);
-      });
-    };
-    int g = 0;
-    for (; g + 2 <= groups; g += 2) {
-      add_group(g, std::integral_constant<int, 0>{});
-      add_group(g + 1, std::integral_constant<int, 1>{});
-    }
-    if (g < groups) add_group(g, std::integral_constant<int, 0>{});
-    unrolled<H>([&](auto h) {
-      const float dot_sum = S::reduce_add(S::add(dot[h][0], dot[h][1]));
-      scores[h * stride + t] = (kv.k_scale[t] * dot_sum + kv.k_min[t] * q_sum[h]) * inv_sqrt;
-    });
-  }
-}
-
 // Softmax numerators e_t = exp(score − max) of H heads (scores of head h from scores +
 // h·n_pos) in one pass that also makes scores the weights e_t·v_scale_t of the V codes and sums
 // e_t and e_t·v_min_t: sets inv_sum[h] = 1 / Σ e_t and min_term[h] = Σ e_t·v_min_t (out is
@@ -241,29 +205,14 @@ void attend_vec(const KvView& kv, const float* q, int n_q, int n_pos, float* sco
   const int lanes = groups * G::kVecs * S::W;
   const size_t heads_lanes = static_cast<size_t>(n_q) * lanes;
   thread_local std::vector<float> buf;
-  // Per head: q and out in the group order, Σq, 1 / Σ e_t and Σ e_t·v_min_t.
-  float* qg = scratch(buf, 2 * heads_lanes + 3 * static_cast<size_t>(n_q));
-  float* og = qg + heads_lanes;
-  float* q_sum = og + heads_lanes;
-  float* inv_sum = q_sum + n_q;
+  // Per head: out in the group order, 1 / Σ e_t and Σ e_t·v_min_t.
+  float* og = scratch(buf, heads_lanes + 2 * static_cast<size_t>(n_q));
+  float* inv_sum = og + heads_lanes;
   float* min_term = inv_sum + n_q;
-  if (kv.k_group) {
+  if (kv.k_group)
     S::kivi_scores(kv, q, n_q, n_pos, scores);
-  } else {
-    std::fill_n(qg, heads_lanes, 0.0f);
-    for (int h = 0; h < n_q; ++h) {
-      const float* qh = q + static_cast<size_t>(h) * hd;
-      q_sum[h] = 0.0f;
-      for (int i = 0; i < hd; ++i) {
-        qg[h * lanes + G::slot(i)] = qh[i];
-        q_sum[h] += qh[i];
-      }
-    }
-    head_chunks(n_q, [&](int h0, auto heads) {
-      token_scores<S, G, decltype(heads)::value>(kv, qg + h0 * lanes, lanes, q_sum + h0, n_pos,
-                                                 scores + static_cast<size_t>(h0) * n_pos, n_pos);
-    });
-  }
+  else
+    S::token_scores(kv, q, n_q, n_pos, scores);
   head_chunks(n_q, [&](int h0, auto heads) {
     softmax_weights<S, decltype(heads)::value>(kv, scores + static_cast<size_t>(h0) * n_pos,
                                                n_pos, inv_sum + h0, min_term + h0);

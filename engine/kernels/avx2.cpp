@@ -298,6 +298,9 @@ struct Avx2 {
     return _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
   }
   static V permute(V v, __m256i order) { return _mm256_permutevar8x32_ps(v, order); }
+  static void token_scores(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
+    token_scores_avx2(kv, q, n_q, n_pos, scores);
+  }
   static void kivi_scores(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
     kivi_scores_avx2(kv, q, n_q, n_pos, scores);
   }

@@ -612,6 +612,9 @@ struct Avx512 {
   static __m512i high_nibbles(__m512i v) { return _mm512_srli_epi32(v, 4); }
   static __m512i index(const int32_t* p) { return _mm512_load_si512(p); }
   static V permute(V v, __m512i order) { return _mm512_permutexvar_ps(order, v); }
+  static void token_scores(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
+    token_scores_avx512(kv, q, n_q, n_pos, scores);
+  }
   static void kivi_scores(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
     kivi_scores_avx512(kv, q, n_q, n_pos, scores);
   }

@@ -111,6 +111,12 @@ struct KvView {
   int head_bytes() const { return head_dim * bits / 8; }  // head_dim is even at 4 bits
 };
 
+// Element i of a cache row's codes (K per position, V): at 4 bits the even elements in the
+// low nibbles.
+inline int row_code(const uint8_t* row, int bits, int i) {
+  return bits == 8 ? row[i] : (i % 2 ? row[i / 2] >> 4 : row[i / 2] & 0x0F);
+}
+
 // Where the KIVI code of channel c at position p of a group sits: the byte from the group's
 // first and the code's bit shift in it. A block of channels holds, per position, channel pair
 // (b, b + 1) in two bytes (b the block's first channel) and at 4 bits pair (b + 2, b + 3) in

@@ -7,9 +7,9 @@
 //
 // S: using I (int32 lanes); W (lanes); kMaxHeads, the most heads whose sums and q' pairs fit
 // in its registers at once; zero, pairs(p): the 2W bytes at p as W lanes of two
-// zero-extended int16; low_nibbles, high_nibbles of such lanes (the 4-bit codes of the pair);
-// pair(a, b), every lane the int16 pair (a, b); dot(acc, x, y): acc + the lanes' pair dots;
-// add; scores(p, dots, step, constant): p[0, W) = constant + step·dots.
+// zero-extended int16; low_nibbles and shift_right<4> of such lanes (the 4-bit codes of the
+// pair); pair(a, b), every lane the int16 pair (a, b); dot(acc, x, y): acc + the lanes' pair
+// dots; add; scores(p, dots, step, constant): p[0, W) = constant + step·dots.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -60,7 +60,7 @@ void kivi_group_scores(const int16_t* qs, const float* steps, const float* const
             acc[h][t][parity] = S::dot(acc[h][t][parity], x, q_lo[h]);
           });
         } else {
-          const I lo = S::low_nibbles(x), hi = S::high_nibbles(x);
+          const I lo = S::low_nibbles(x), hi = S::template shift_right<4>(x);
           unrolled<H>([&](auto h) __attribute__((always_inline)) {
             acc[h][t][parity] = S::dot(acc[h][t][parity], lo, q_lo[h]);
             acc[h][t][parity] = S::dot(acc[h][t][parity], hi, q_hi[h]);

@@ -13,52 +13,12 @@
 #include <vector>
 
 #include "engine/kernels/kv_kernels.h"
+#include "engine/kernels/q16.h"
 #include "engine/scratch.h"
 #include "engine/vector_lanes.h"
 
 namespace rotor {
 namespace {
-
-// q' = qn ⊙ scale of one head in 16-bit integers, qi[c] = round(q'_c / step); returns step =
-// max|q'| / 32767 (0 for q' = 0) and sets *constant = Σ qn·min. The channels go in runs of 8
-// with fixed trip counts and restrict-qualified pointers, which the compiler turns into vector
-// operations (eight partial sums and maxima, so every ISA adds in the same order; -O2 leaves a
-// loop of unknown trip count scalar). Rounding adds and subtracts 1.5·2^23, round to nearest
-// even for |x| < 2^22 (nearbyint is a libm call per channel without SSE4.1).
-inline float quantize_q16(const float* __restrict qn, const float* __restrict scale,
-                          const float* __restrict min, int hd, float* __restrict qs,
-                          int16_t* __restrict qi, float* constant) {
-  const int hd8 = hd / 8 * 8;
-  float dot[8] = {}, top[8] = {};
-  // Plain loops, no lambdas: a lambda's captured pointers lose __restrict, and the loop its
-  // vectors.
-  for (int i = 0; i < hd8; i += 8)
-    for (int j = 0; j < 8; ++j) {
-      dot[j] += qn[i + j] * min[i + j];
-      qs[i + j] = qn[i + j] * scale[i + j];
-      top[j] = std::max(top[j], std::fabs(qs[i + j]));
-    }
-  for (int i = hd8; i < hd; ++i) {
-    dot[i % 8] += qn[i] * min[i];
-    qs[i] = qn[i] * scale[i];
-    top[i % 8] = std::max(top[i % 8], std::fabs(qs[i]));
-  }
-  *constant = ((dot[0] + dot[1]) + (dot[2] + dot[3])) + ((dot[4] + dot[5]) + (dot[6] + dot[7]));
-  const float largest = std::max(std::max(std::max(top[0], top[1]), std::max(top[2], top[3])),
-                                 std::max(std::max(top[4], top[5]), std::max(top[6], top[7])));
-  if (!(largest > 0.0f)) {
-    std::fill(qi, qi + hd, int16_t{0});
-    return 0.0f;
-  }
-  constexpr float kMax = 32767.0f, kRound = 12582912.0f;  // 1.5·2^23
-  const float inv = kMax / largest;
-  for (int i = 0; i < hd8; i += 8)
-    for (int j = 0; j < 8; ++j)
-      qi[i + j] = static_cast<int16_t>(static_cast<int>((qs[i + j] * inv + kRound) - kRound));
-  for (int i = hd8; i < hd; ++i)
-    qi[i] = static_cast<int16_t>(static_cast<int>((qs[i] * inv + kRound) - kRound));
-  return largest / kMax;
-}
 
 // scores[p] = Σ_c qn[c]·k[p·stride + c] for p < n: position by position, eight channels at a
 // time on GCC vector types whose lanes are then added pairwise (at head size 8 as fast as the
@@ -108,7 +68,7 @@ void kivi_walk(const KvView& kv, const float* q, int n_q, int n_pos, float* scor
       __builtin_prefetch(min + hd + i);
     }
     for (int h = 0; h < n_q; ++h)
-      steps[h] = quantize_q16(qn + h * hd, scale, min, hd, qs, qi + h * hd, constants + h);
+      steps[h] = quantize_q16<true>(qn + h * hd, scale, min, hd, qs, qi + h * hd, constants + h);
     group_scores(kv, qi, steps, constants, n_q, kv.k_group_codes + g * group_bytes,
                  scores + static_cast<size_t>(g) * G, n_pos);
   }

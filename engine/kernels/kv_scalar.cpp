@@ -1,5 +1,6 @@
-// The scalar reference of the KIVI K scores (kv_kernels.h).
+// The scalar references of the K scores (kv_kernels.h).
 #include "engine/kernels/kivi_walk.h"
+#include "engine/kernels/token_walk.h"
 
 namespace rotor {
 
@@ -15,7 +16,23 @@ void group_scores_scalar(const KvView& kv, const int16_t* qs, const float* steps
       scores[p] = constants[h] + steps[h] * static_cast<float>(dot);
     }
 }
+
+void token_dots_scalar(const KvView& kv, const int16_t* qi, const float* steps,
+                       const float* sums, int n_q, int n_pos, float* scores) {
+  const int hd = kv.head_dim;
+  for (int h = 0; h < n_q; ++h, qi += hd, scores += n_pos)
+    for (int t = 0; t < n_pos; ++t) {
+      const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * kv.head_bytes();
+      int32_t dot = 0;
+      for (int c = 0; c < hd; ++c) dot += qi[c] * row_code(k, kv.bits, c);
+      scores[t] = kv.k_scale[t] * (steps[h] * static_cast<float>(dot)) + kv.k_min[t] * sums[h];
+    }
+}
 }  // namespace
+
+void token_scores_scalar(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
+  token_walk(kv, q, n_q, n_pos, scores, token_dots_scalar);
+}
 
 void kivi_scores_scalar(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
   kivi_walk(kv, q, n_q, n_pos, scores, group_scores_scalar);

@@ -25,6 +25,7 @@
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/pack.h"
+#include "engine/kernels/token_walk.h"
 #include "engine/scratch.h"
 
 // Functions that use UDOT are compiled for it regardless of the baseline -march, and only
@@ -426,9 +427,9 @@ void quantize_acts_neon(const float* x, int cols, int n_tokens, const ActQuantPa
 }
 
 // ---------------------------------------------------------------------------------------------
-// Attention over the quantized cache. Codes are widened to float 16 (or 8) at a time; the
-// float sums run in another order than the scalar loops (and with fused multiply-adds), which
-// the tests allow for.
+// Attention over the quantized cache. K codes are widened to int16 for integer dots with the
+// query (kv_kernels.h); V codes to float, 16 (or 8) at a time, whose sums run in another order
+// than the scalar loops (and with fused multiply-adds), which the tests allow for.
 
 // Codes i..i+15 of one position (i even): 8-bit bytes as they are; 4-bit nibbles interleaved
 // back into element order (element 2k is the low nibble of byte k).
@@ -447,50 +448,42 @@ inline uint8x8_t load_codes8(const uint8_t* codes, int i, int bits) {
   return vzip1_u8(vand_u8(b, vdup_n_u8(0x0F)), vshr_n_u8(b, 4));
 }
 
-inline int code_at(const uint8_t* codes, int i, int bits) {
-  return bits == 8 ? codes[i] : (i % 2 ? codes[i / 2] >> 4 : codes[i / 2] & 0x0F);
-}
-
 inline float32x4_t widen_lo(uint16x8_t v) { return vcvtq_f32_u32(vmovl_u16(vget_low_u16(v))); }
 inline float32x4_t widen_hi(uint16x8_t v) { return vcvtq_f32_u32(vmovl_high_u16(v)); }
 
-namespace {
-// Scores of one head against K stored per position.
-void token_scores_neon(const KvView& kv, const float* q, int n_pos, float* scores) {
+// The per-position K dots (token_walk.h), head by head: 16 codes at a time widened to int16 and
+// multiplied by qi with widening multiply-adds into four int32 sums, then 8, then one by one.
+void token_dots_neon(const KvView& kv, const int16_t* qi, const float* steps, const float* sums,
+                     int n_q, int n_pos, float* scores) {
   const int hd = kv.head_dim, bits = kv.bits;
   const int hd16 = hd / 16 * 16, hd8 = hd / 8 * 8;
-  const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
-
-  float32x4_t qs = vdupq_n_f32(0.0f);
-  int i = 0;
-  for (; i + 4 <= hd; i += 4) qs = vaddq_f32(qs, vld1q_f32(q + i));
-  float q_sum = vaddvq_f32(qs);
-  for (; i < hd; ++i) q_sum += q[i];
-
-  for (int t = 0; t < n_pos; ++t) {
-    const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * kv.head_bytes();
-    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
-    i = 0;
-    for (; i < hd16; i += 16) {
-      const uint8x16_t c = load_codes16(k, i, bits);
-      const uint16x8_t c0 = vmovl_u8(vget_low_u8(c)), c1 = vmovl_high_u8(c);
-      a0 = vfmaq_f32(a0, vld1q_f32(q + i), widen_lo(c0));
-      a1 = vfmaq_f32(a1, vld1q_f32(q + i + 4), widen_hi(c0));
-      a2 = vfmaq_f32(a2, vld1q_f32(q + i + 8), widen_lo(c1));
-      a3 = vfmaq_f32(a3, vld1q_f32(q + i + 12), widen_hi(c1));
+  for (int h = 0; h < n_q; ++h, qi += hd, scores += n_pos)
+    for (int t = 0; t < n_pos; ++t) {
+      const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * kv.head_bytes();
+      int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+      int i = 0;
+      for (; i < hd16; i += 16) {
+        const uint8x16_t c = load_codes16(k, i, bits);
+        const int16x8_t c0 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(c)));
+        const int16x8_t c1 = vreinterpretq_s16_u16(vmovl_high_u8(c));
+        const int16x8_t q0 = vld1q_s16(qi + i), q1 = vld1q_s16(qi + i + 8);
+        a0 = vmlal_s16(a0, vget_low_s16(c0), vget_low_s16(q0));
+        a1 = vmlal_high_s16(a1, c0, q0);
+        a2 = vmlal_s16(a2, vget_low_s16(c1), vget_low_s16(q1));
+        a3 = vmlal_high_s16(a3, c1, q1);
+      }
+      if (i < hd8) {
+        const int16x8_t c0 = vreinterpretq_s16_u16(vmovl_u8(load_codes8(k, i, bits)));
+        const int16x8_t q0 = vld1q_s16(qi + i);
+        a0 = vmlal_s16(a0, vget_low_s16(c0), vget_low_s16(q0));
+        a1 = vmlal_high_s16(a1, c0, q0);
+        i += 8;
+      }
+      int32_t dot = vaddvq_s32(vaddq_s32(vaddq_s32(a0, a1), vaddq_s32(a2, a3)));
+      for (; i < hd; ++i) dot += qi[i] * row_code(k, bits, i);
+      scores[t] = kv.k_scale[t] * (steps[h] * static_cast<float>(dot)) + kv.k_min[t] * sums[h];
     }
-    if (i < hd8) {
-      const uint16x8_t c0 = vmovl_u8(load_codes8(k, i, bits));
-      a0 = vfmaq_f32(a0, vld1q_f32(q + i), widen_lo(c0));
-      a1 = vfmaq_f32(a1, vld1q_f32(q + i + 4), widen_hi(c0));
-      i += 8;
-    }
-    float dot = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
-    for (; i < hd; ++i) dot += q[i] * static_cast<float>(code_at(k, i, bits));
-    scores[t] = (kv.k_scale[t] * dot + kv.k_min[t] * q_sum) * inv_sqrt;
-  }
 }
-
 // Softmax and the V sum of one head whose K scores are in scores (scratch after).
 void attend_head_neon(const KvView& kv, float* scores, int n_pos, float* out) {
   const int hd = kv.head_dim, bits = kv.bits;
@@ -544,21 +537,21 @@ void attend_head_neon(const KvView& kv, float* scores, int n_pos, float* out) {
   for (; i < hd; ++i) {
     float o = 0.0f;
     for (int t = 0; t < n_pos; ++t)
-      o += scores[t] * static_cast<float>(code_at(kv.v_codes + static_cast<size_t>(t) * kv.head_bytes(), i, bits));
+      o += scores[t] * static_cast<float>(row_code(kv.v_codes + static_cast<size_t>(t) * kv.head_bytes(), bits, i));
     out[i] = o + min_term;
   }
 }
-}  // namespace
 
-// Head by head: the heads share only the KIVI walk's group set-up.
+// The K scores of every head, then the softmax and V sums head by head.
 void attend_neon(const KvView& kv, const float* q, int n_q, int n_pos, float* scores, float* out) {
   const int hd = kv.head_dim;
-  if (kv.k_group) kivi_scores_neon(kv, q, n_q, n_pos, scores);
-  for (int h = 0; h < n_q; ++h) {
-    float* s = scores + static_cast<size_t>(h) * n_pos;
-    if (!kv.k_group) token_scores_neon(kv, q + static_cast<size_t>(h) * hd, n_pos, s);
-    attend_head_neon(kv, s, n_pos, out + static_cast<size_t>(h) * hd);
-  }
+  if (kv.k_group)
+    kivi_scores_neon(kv, q, n_q, n_pos, scores);
+  else
+    token_scores_neon(kv, q, n_q, n_pos, scores);
+  for (int h = 0; h < n_q; ++h)
+    attend_head_neon(kv, scores + static_cast<size_t>(h) * n_pos, n_pos,
+                     out + static_cast<size_t>(h) * hd);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -623,6 +616,10 @@ struct NeonF16 {
 };
 
 }  // namespace
+
+void token_scores_neon(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
+  token_walk(kv, q, n_q, n_pos, scores, token_dots_neon);
+}
 
 // Four independent pairwise-widening accumulations (uadalp) per 64 bytes; each 16-bit lane
 // takes at most 2·255 per step, so the lanes are widened into 64 bits every 64 steps.

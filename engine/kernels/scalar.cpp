@@ -85,11 +85,6 @@ float exp_shifted(float* scores, int n) {
 }
 
 namespace {
-// Element i of a cache row's codes.
-int kv_code(const KvView& kv, const uint8_t* codes, int i) {
-  return kv.bits == 8 ? codes[i] : (i % 2 ? codes[i / 2] >> 4 : codes[i / 2] & 0x0F);
-}
-
 // Softmax and the V sum of one head whose K scores are in scores (scratch after).
 void attend_head_scalar(const KvView& kv, float* scores, int n_pos, float* out) {
   const int hd = kv.head_dim;
@@ -101,7 +96,7 @@ void attend_head_scalar(const KvView& kv, float* scores, int n_pos, float* out) 
     const float ps = p * kv.v_scale[t];
     min_term += p * kv.v_min[t];
     const uint8_t* v = kv.v_codes + static_cast<size_t>(t) * kv.head_bytes();
-    for (int i = 0; i < hd; ++i) out[i] += ps * static_cast<float>(kv_code(kv, v, i));
+    for (int i = 0; i < hd; ++i) out[i] += ps * static_cast<float>(row_code(v, kv.bits, i));
   }
   for (int i = 0; i < hd; ++i) out[i] += min_term;
 }
@@ -110,23 +105,10 @@ void attend_head_scalar(const KvView& kv, float* scores, int n_pos, float* out) 
 void attend_scalar(const KvView& kv, const float* q, int n_q, int n_pos, float* scores,
                    float* out) {
   const int hd = kv.head_dim;
-  const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
-  if (kv.k_group) {
+  if (kv.k_group)
     kivi_scores_scalar(kv, q, n_q, n_pos, scores);
-  } else {
-    for (int h = 0; h < n_q; ++h) {
-      const float* qh = q + static_cast<size_t>(h) * hd;
-      float q_sum = 0.0f;
-      for (int i = 0; i < hd; ++i) q_sum += qh[i];
-      for (int t = 0; t < n_pos; ++t) {
-        const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * kv.head_bytes();
-        float dot = 0.0f;
-        for (int i = 0; i < hd; ++i) dot += qh[i] * static_cast<float>(kv_code(kv, k, i));
-        scores[static_cast<size_t>(h) * n_pos + t] =
-            (kv.k_scale[t] * dot + kv.k_min[t] * q_sum) * inv_sqrt;
-      }
-    }
-  }
+  else
+    token_scores_scalar(kv, q, n_q, n_pos, scores);
   for (int h = 0; h < n_q; ++h)
     attend_head_scalar(kv, scores + static_cast<size_t>(h) * n_pos, n_pos,
                        out + static_cast<size_t>(h) * hd);
