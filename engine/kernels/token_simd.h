@@ -5,7 +5,8 @@
 // (pmaddwd, vpdpwssd) multiplies by qi rearranged to match once per call. A position's sum then
 // sits spread over the W int32 lanes: the sums of W positions fold together pairwise into one
 // vector (a transpose as it adds), whose lane j is position j's dot, so no position pays for a
-// horizontal sum of its own. Up to kMaxHeads query heads share each plane.
+// horizontal sum of its own; rows of 4 bytes go W to a vector, one per lane. Up to kMaxHeads
+// query heads share each plane.
 // Internal linkage: each ISA's copy keeps its flags.
 //
 // S, beyond kivi_simd.h's operations: row(p, n), the 4W bytes at p, those from n on (n < 4W)
@@ -74,6 +75,24 @@ struct TokenDots {
     unrolled<H>([&](auto h) { out[h] = S::add(acc[h][0], acc[h][1]); });
   }
 
+  // Positions [t0, t0 + W) of rows of 4 bytes (head size 8 at 4 bits, 4 at 8): one vector
+  // holds them all, a position per int32 lane, so each lane's pair dots make its whole dot
+  // (qv then holds one row's words, repeated in every lane).
+  void packed(int t0, I (&out)[H]) const {
+    const uint8_t* rows = codes + 4 * static_cast<size_t>(t0);
+    prefetch_row(rows);
+    const I x = S::row(rows, 4 * std::min(S::W, n_pos - t0));
+    I acc[H][2];
+    unrolled<H>([&](auto h) { acc[h][0] = acc[h][1] = S::zero(); });
+    unrolled<kPlanes>([&](auto p) __attribute__((always_inline)) {
+      const I codes_p = plane(x, p);
+      unrolled<H>([&](auto h) __attribute__((always_inline)) {
+        acc[h][p % 2] = S::dot(acc[h][p % 2], codes_p, S::words(qv + h * head_words + p * kWords));
+      });
+    });
+    unrolled<H>([&](auto h) { out[h] = S::add(acc[h][0], acc[h][1]); });
+  }
+
   // Positions [t, t + N) folded: lane j of out[h] holds position t + j's dot once N = W.
   template <int N, int Level = __builtin_ctz(N)>
   void positions(int t, I (&out)[H]) const {
@@ -101,7 +120,10 @@ void token_tiles(const TokenDots<S, Bits, H>& d, const KvView& kv, const float* 
   using I = typename S::I;
   for (int t0 = 0; t0 < d.n_pos; t0 += S::W) {
     I dots[H];
-    d.template positions<S::W>(t0, dots);
+    if (d.n_bytes == 4)
+      d.packed(t0, dots);
+    else
+      d.template positions<S::W>(t0, dots);
     const int n = std::min(S::W, d.n_pos - t0);
     unrolled<H>([&](auto h) {
       float* out = scores + h * stride + t0;
@@ -125,14 +147,16 @@ void token_dots_of(const KvView& kv, const int16_t* qi, const float* steps, cons
   const int hd = kv.head_dim, n_bytes = kv.head_bytes();
   const int vecs = (n_bytes + 4 * S::W - 1) / (4 * S::W);
   const size_t head_words = static_cast<size_t>(vecs) * D::kPlanes * D::kWords;
-  // qi rearranged: word j of plane p in vector v multiplies element (v·2W + j)·kPlanes + p.
+  // qi rearranged: word j of plane p in vector v multiplies element (v·2W + j)·kPlanes + p,
+  // or in rows of 4 bytes (a position per int32 lane), element (j mod 2)·kPlanes + p.
   thread_local std::vector<int16_t> storage;
   int16_t* qv = scratch(storage, n_q * head_words);
   for (int h = 0; h < n_q; ++h)
     for (int v = 0; v < vecs; ++v)
       for (int p = 0; p < D::kPlanes; ++p)
         for (int j = 0; j < D::kWords; ++j) {
-          const int c = (v * D::kWords + j) * D::kPlanes + p;
+          const int word = n_bytes == 4 ? j % 2 : v * D::kWords + j;
+          const int c = word * D::kPlanes + p;
           qv[h * head_words + (v * D::kPlanes + p) * D::kWords + j] =
               c < hd ? qi[h * hd + c] : int16_t{0};
         }
