@@ -29,8 +29,10 @@ struct Avx2 {
   static I low_bytes(I v) { return _mm256_and_si256(v, _mm256_set1_epi16(0xFF)); }
   static I row(const uint8_t* p, int n) {
     if (__builtin_expect(n >= 32, 1)) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-    // A row's last bytes: whole 4-byte lanes by a masked load (tiny heads, every position),
-    // others through a buffer.
+    // A row's last bytes (tiny heads: every position): 8 or 16 by a plain load, other whole
+    // 4-byte lanes by a masked one, the rest through a buffer.
+    if (n == 16) return _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    if (n == 8) return _mm256_zextsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
     if (n % 4 == 0) {
       const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
       return _mm256_maskload_epi32(reinterpret_cast<const int*>(p),
