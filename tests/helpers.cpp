@@ -18,7 +18,14 @@ std::string shared_dir() {
 
 std::string rotor_bin() {
   const char* env = std::getenv("ROTOR_BIN");
-  return env && *env ? env : "build/rotor";
+  if (env && *env) return env;
+  // The rotor built beside this test binary (build/ or build-san/), as an absolute path, so
+  // the tests find it (and the checkout above it) from any working directory.
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return "build/rotor";
+  const std::string path(self, static_cast<size_t>(n));
+  return path.substr(0, path.rfind('/')) + "/rotor";
 }
 
 std::string llama2c_path(const std::string& name) {

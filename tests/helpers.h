@@ -8,7 +8,7 @@ namespace rotor::test {
 
 // ../shared (override with ROTOR_SHARED).
 std::string shared_dir();
-// The rotor binary under test (override with ROTOR_BIN).
+// The rotor binary under test: the one beside the test binary (override with ROTOR_BIN).
 std::string rotor_bin();
 // Path of a model's llama2.c checkpoint in ../shared/models.
 std::string llama2c_path(const std::string& name);
