@@ -87,22 +87,37 @@ void quantize_vector(const float* x, int n, int bits, uint8_t* codes, float* sca
 
 }  // namespace
 
+void KvCache::check_shape(int head_dim, int bits, int k_group) {
+  if (bits >= 16) return;
+  // The K scores sum q'·code over the channels in int32 (kv_kernels.h): up to 256 fit.
+  if (head_dim > 256)
+    throw Error("a quantized K/V cache needs a head size of at most 256, not " +
+                std::to_string(head_dim));
+  if (k_group == 0) return;
+  // The kernels step through a group 16 positions at a time, and through the channels in
+  // blocks of 2 (8-bit) or 4 (4-bit).
+  if (k_group < 0 || k_group % 16)
+    throw Error("K cache group of " + std::to_string(k_group) +
+                " positions is not a multiple of 16");
+  const int block = bits == 8 ? 2 : 4;
+  if (head_dim % block)
+    throw Error("K cache groups need a head size that is a multiple of " +
+                std::to_string(block) + ", not " + std::to_string(head_dim));
+}
+
 KvCache::KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits, int k_group)
     : ctx_(ctx),
       n_kv_heads_(n_kv_heads),
       head_dim_(head_dim),
       bits_(bits >= 16 ? 32 : bits),
       head_bytes_(static_cast<size_t>(head_dim) * (bits >= 16 ? 4 : bits) / 8) {
+  check_shape(head_dim, bits, k_group);
   const size_t slots = static_cast<size_t>(n_layers) * ctx * n_kv_heads;
   if (bits_ == 32) {
     kf_ = ZeroedArray<float>(slots * head_dim);
     vf_ = ZeroedArray<float>(slots * head_dim);
     return;
   }
-  // The K scores sum q'·code over the channels in int32 (kv_kernels.h): up to 256 fit.
-  if (head_dim > 256)
-    throw Error("a quantized K/V cache needs a head size of at most 256, not " +
-                std::to_string(head_dim));
   vq_ = ZeroedArray<uint8_t>(slots * head_bytes_);
   v_scale_ = ZeroedArray<float>(slots);
   v_min_ = ZeroedArray<float>(slots);
@@ -112,15 +127,6 @@ KvCache::KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits, 
     k_min_ = ZeroedArray<float>(slots);
     return;
   }
-  // The kernels step through a group 16 positions at a time, and through the channels in
-  // blocks of 2 (8-bit) or 4 (4-bit).
-  if (k_group < 0 || k_group % 16)
-    throw Error("K cache group of " + std::to_string(k_group) +
-                " positions is not a multiple of 16");
-  const int block = bits_ == 8 ? 2 : 4;
-  if (head_dim % block)
-    throw Error("K cache groups need a head size that is a multiple of " +
-                std::to_string(block) + ", not " + std::to_string(head_dim));
   k_group_ = k_group;
   n_groups_ = ctx / k_group;
   group_bytes_ = static_cast<size_t>(head_dim) * k_group * bits_ / 8;

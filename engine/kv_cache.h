@@ -20,6 +20,9 @@ class KvCache {
  public:
   // k_group: 0 or a multiple of 16 (ignored for a float cache).
   KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits, int k_group = 0);
+  // Throws the Error the constructor would for a head size, bit width (≥ 16: float) and K
+  // group the kernels cannot walk: the tools that write a file check its recipe with it.
+  static void check_shape(int head_dim, int bits, int k_group);
 
   int ctx() const { return ctx_; }
   int bits() const { return bits_; }

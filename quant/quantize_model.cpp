@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "engine/error.h"
+#include "engine/kv_cache.h"
 #include "quant/bdq_model.h"
 #include "quant/calibration.h"
 #include "quant/float_model.h"
@@ -53,6 +54,7 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   // Activation clip factors are searched whenever there is calibration text (else 1.0).
   const bool clip_search = r.a_bits < 16 && !float_weights && !in.calib_text.empty();
 
+  KvCache::check_shape(c.head_dim(), r.kv_bits, r.kv_k_group);  // a file that runs
   if (r.rotation != "none") check_rotatable(c, in.hadamard_dir);
   if (recipe_calibrates(r) && in.calib_text.empty())
     throw Error("this recipe calibrates (GPTQ, PSOT or BDQ): name a text with --calib FILE");

@@ -7,6 +7,7 @@
 #include "engine/error.h"
 #include "engine/hadamard.h"
 #include "engine/kernels/pack.h"
+#include "engine/kv_cache.h"
 #include "quant/hadamard_tables.h"
 #include "quant/rotate_model.h"
 #include "quant/rotor_writer.h"
@@ -80,6 +81,7 @@ uint64_t write_synth_model(const ModelConfig& c, const Recipe& recipe,
                            const std::string& path,
                            const std::function<void(int done, int total)>& progress) {
   c.validate("synthetic model");
+  KvCache::check_shape(c.head_dim(), recipe.kv_bits, recipe.kv_k_group);  // a file that runs
   if (recipe.w_bits != 4 && recipe.w_bits != 8)
     throw Error("synthetic models have 4- or 8-bit weights, not " + std::to_string(recipe.w_bits));
   const int D = c.dim, I = c.hidden_dim, KV = c.kv_dim(), V = c.vocab_size, hd = c.head_dim();

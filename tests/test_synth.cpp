@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <string>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -199,6 +200,9 @@ TEST_CASE("synth: bad shapes and flags are refused with a one-line error") {
       {tiny({"--rotation", "spin"}), "'--rotation' = spin is not one of"},
       {tiny({"--bdq"}), "'--bdq' needs a rotation"},
       {tiny({"--rotation", "hadamard", "--hadamard-dir", tmp.file("nowhere")}), "cannot open Hadamard matrix file"},
+      // A file no quantized cache could run: refused before it is written.
+      {tiny({"--dim", "1024", "--heads", "2", "--kv-heads", "2", "--kv-bits", "4"}),
+       "a quantized K/V cache needs a head size of at most 256, not 512"},
   };
   for (const Case& c : cases) {
     CliResult r = synth_cli(c.args);
@@ -206,6 +210,7 @@ TEST_CASE("synth: bad shapes and flags are refused with a one-line error") {
     CHECK(r.exit_code == 2);
     CHECK(r.err.find(c.message) != std::string::npos);
     CHECK(r.err.find('\n') == r.err.size() - 1);
+    CHECK_FALSE(std::ifstream(out).good());  // nothing written
   }
   CliResult help = synth_cli({"--help"});
   CHECK(help.exit_code == 0);
