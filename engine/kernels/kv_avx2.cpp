@@ -28,11 +28,13 @@ struct Avx2 {
   }
   static I low_bytes(I v) { return _mm256_and_si256(v, _mm256_set1_epi16(0xFF)); }
   static I row(const uint8_t* p, int n) {
-    if (__builtin_expect(n >= 32, 1)) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    if (__builtin_expect(n >= 32, 1))
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
     // A row's last bytes (tiny heads: every position): 8 or 16 by a plain load, other whole
     // 4-byte lanes by a masked one, the rest through a buffer.
-    if (n == 16) return _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    if (n == 8) return _mm256_zextsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    const __m128i* p128 = reinterpret_cast<const __m128i*>(p);
+    if (n == 16) return _mm256_zextsi128_si256(_mm_loadu_si128(p128));
+    if (n == 8) return _mm256_zextsi128_si256(_mm_loadl_epi64(p128));
     if (n % 4 == 0) {
       const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
       return _mm256_maskload_epi32(reinterpret_cast<const int*>(p),
@@ -42,7 +44,9 @@ struct Avx2 {
     std::memcpy(part, p, n);
     return _mm256_load_si256(reinterpret_cast<const __m256i*>(part));
   }
-  static I words(const int16_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static I words(const int16_t* p) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  }
   static I pair(int16_t a, int16_t b) { return _mm256_set1_epi32(pair_bits(a, b)); }
   static I dot(I acc, I x, I y) { return _mm256_add_epi32(acc, _mm256_madd_epi16(x, y)); }
   static I add(I a, I b) { return _mm256_add_epi32(a, b); }
@@ -58,8 +62,8 @@ struct Avx2 {
   }
   static void dot_scores(float* p, I dots, const float* scale, const float* min, float step,
                          float sum) {
-    _mm256_storeu_ps(p, _mm256_fmadd_ps(_mm256_loadu_ps(scale),
-                                        _mm256_mul_ps(_mm256_set1_ps(step), _mm256_cvtepi32_ps(dots)),
+    const __m256 dot_step = _mm256_mul_ps(_mm256_set1_ps(step), _mm256_cvtepi32_ps(dots));
+    _mm256_storeu_ps(p, _mm256_fmadd_ps(_mm256_loadu_ps(scale), dot_step,
                                         _mm256_mul_ps(_mm256_loadu_ps(min), _mm256_set1_ps(sum))));
   }
   static void scores(float* p, I dots, float step, float constant) {

@@ -42,8 +42,8 @@ struct Avx512 {
   }
   static void dot_scores(float* p, I dots, const float* scale, const float* min, float step,
                          float sum) {
-    _mm512_storeu_ps(p, _mm512_fmadd_ps(_mm512_loadu_ps(scale),
-                                        _mm512_mul_ps(_mm512_set1_ps(step), _mm512_cvtepi32_ps(dots)),
+    const __m512 dot_step = _mm512_mul_ps(_mm512_set1_ps(step), _mm512_cvtepi32_ps(dots));
+    _mm512_storeu_ps(p, _mm512_fmadd_ps(_mm512_loadu_ps(scale), dot_step,
                                         _mm512_mul_ps(_mm512_loadu_ps(min), _mm512_set1_ps(sum))));
   }
   static void scores(float* p, I dots, float step, float constant) {

@@ -1,7 +1,8 @@
 // The set-up of the K scores against K stored per position that every ISA's version shares
 // (kv_kernels.h): each head's qn = q / sqrt(head_dim) in 16-bit integers qi with its step, and
 // Σ qn; then the ISA's dots(kv, qi, steps, sums, n_q, n_pos, scores) for
-//   scores[h·n_pos + t] = k_scale_t·(steps[h]·Σ_c qi[h·head_dim + c]·code_tc) + k_min_t·sums[h].
+//   scores[h·n_pos + t] = k_scale_t·(steps[h]·Σ_c qi[h·head_dim + c]·code_tc)
+//                         + k_min_t·sums[h].
 // Each kernel file includes it and gets a copy vectorized for its own flags (internal linkage).
 #pragma once
 #include <cmath>
