@@ -449,9 +449,10 @@ TEST_CASE("kernels: per-token K scores match q·k of the dequantized rows") {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::uniform_int_distribution<int> byte(0, 255);
   const auto versions = score_versions(KLayout::kPerToken);
-  // Head sizes around each ISA's vector of codes (32 or 64 bytes), rows whose last part is 4, 8,
-  // 16 or another number of bytes, and the largest head size, 256.
-  for (int hd : {2, 8, 12, 48, 62, 64, 66, 128, 130, 256})
+  // Head sizes around each ISA's vector of codes (32 or 64 bytes), rows of 4 bytes (several to
+  // a vector), of 8, 16 and 32 bytes, rows whose last part is 4, 8, 16 or another number of
+  // bytes, and the largest head size, 256.
+  for (int hd : {2, 8, 12, 16, 32, 48, 62, 64, 66, 128, 130, 256})
     for (int bits : {4, 8})
       for (int n_pos : {1, 7, 8, 15, 16, 17, 100})
         // mode 0: random; 1: every code the maximum and q all 1 (every qi 32767: the largest
