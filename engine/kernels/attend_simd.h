@@ -55,13 +55,6 @@ struct CodeGroups {
   }
 };
 
-// A long cache streams from memory: the rows kPrefetchBytes ahead are asked for.
-constexpr int kPrefetchBytes = 2048;
-
-inline void prefetch_ahead(const uint8_t* p) {
-  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
-}
-
 // Σ_t weight_t·codes_t into og (the group order) for H heads (weights of head h from
 // weights + h·w_stride, its sums to og + h·og_stride), a row at a time, with the sums in
 // registers over as many of the row's W-byte groups at a time as they allow; the heads share

@@ -51,6 +51,18 @@ struct TokenDots {
     }
   }
 
+  // The pair dots of the vector of codes x (vector v of a row) into acc, per head: two sums
+  // per head, even and odd planes, to halve the chain of dependent pair dots.
+  __attribute__((always_inline)) void add_planes(I x, int v, I (&acc)[H][2]) const {
+    unrolled<kPlanes>([&](auto p) __attribute__((always_inline)) {
+      const I codes_p = plane(x, p);
+      unrolled<H>([&](auto h) __attribute__((always_inline)) {
+        const int16_t* q = qv + h * head_words + (v * kPlanes + p) * kWords;
+        acc[h][p % 2] = S::dot(acc[h][p % 2], codes_p, S::words(q));
+      });
+    });
+  }
+
   // Position t's dots spread over the lanes, per head (0 past n_pos).
   void position(int t, I (&out)[H]) const {
     if (t >= n_pos) {
@@ -58,20 +70,11 @@ struct TokenDots {
       return;
     }
     const uint8_t* row = codes + static_cast<size_t>(t) * n_bytes;
-    for (int b = 0; b < n_bytes; b += 64) prefetch_row(row + b);
-    // Two sums per head, even and odd planes, to halve the chain of dependent pair dots.
+    for (int b = 0; b < n_bytes; b += 64) prefetch_ahead(row + b);
     I acc[H][2];
     unrolled<H>([&](auto h) { acc[h][0] = acc[h][1] = S::zero(); });
-    for (int v = 0; v < vecs; ++v) {
-      const I x = S::row(row + 4 * S::W * v, n_bytes - 4 * S::W * v);
-      unrolled<kPlanes>([&](auto p) __attribute__((always_inline)) {
-        const I codes_p = plane(x, p);
-        unrolled<H>([&](auto h) __attribute__((always_inline)) {
-          const int16_t* q = qv + h * head_words + (v * kPlanes + p) * kWords;
-          acc[h][p % 2] = S::dot(acc[h][p % 2], codes_p, S::words(q));
-        });
-      });
-    }
+    for (int v = 0; v < vecs; ++v)
+      add_planes(S::row(row + 4 * S::W * v, n_bytes - 4 * S::W * v), v, acc);
     unrolled<H>([&](auto h) { out[h] = S::add(acc[h][0], acc[h][1]); });
   }
 
@@ -80,16 +83,10 @@ struct TokenDots {
   // (qv then holds one row's words, repeated in every lane).
   void packed(int t0, I (&out)[H]) const {
     const uint8_t* rows = codes + 4 * static_cast<size_t>(t0);
-    prefetch_row(rows);
-    const I x = S::row(rows, 4 * std::min(S::W, n_pos - t0));
+    prefetch_ahead(rows);
     I acc[H][2];
     unrolled<H>([&](auto h) { acc[h][0] = acc[h][1] = S::zero(); });
-    unrolled<kPlanes>([&](auto p) __attribute__((always_inline)) {
-      const I codes_p = plane(x, p);
-      unrolled<H>([&](auto h) __attribute__((always_inline)) {
-        acc[h][p % 2] = S::dot(acc[h][p % 2], codes_p, S::words(qv + h * head_words + p * kWords));
-      });
-    });
+    add_planes(S::row(rows, 4 * std::min(S::W, n_pos - t0)), 0, acc);
     unrolled<H>([&](auto h) { out[h] = S::add(acc[h][0], acc[h][1]); });
   }
 
@@ -104,11 +101,6 @@ struct TokenDots {
       positions<N / 2>(t + N / 2, second);
       unrolled<H>([&](auto h) { out[h] = S::template fold<Level>(first[h], second[h]); });
     }
-  }
-
-  static void prefetch_row(const uint8_t* p) {
-    // A long cache streams from memory: the rows 2 KiB ahead are asked for.
-    __builtin_prefetch(p + 2048);
   }
 };
 

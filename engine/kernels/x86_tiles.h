@@ -73,6 +73,14 @@ __attribute__((always_inline)) inline void unrolled(F&& f) {
   unrolled(f, std::make_integer_sequence<int, N>{});
 }
 
+// A long KV cache streams from memory: the attention kernels ask for the rows kPrefetchBytes
+// ahead of the one they read.
+constexpr int kPrefetchBytes = 2048;
+
+inline void prefetch_ahead(const uint8_t* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+}
+
 // f(h0, std::integral_constant<int, H>{}) over the heads [0, n) in chunks of H ∈ {4, 2, 1}
 // heads from h0 (H at most MaxH): the attention kernels keep H heads' sums in registers at a
 // time.
