@@ -15,6 +15,7 @@
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/pack.h"
+#include "engine/kernels/v_weights.h"
 
 using namespace rotor;
 namespace fmt = rotor::format;
@@ -330,6 +331,99 @@ TEST_CASE("kernels: attention over a quantized cache matches the scalar referenc
             check_attend_heads(kernels_for(isa), kv, q, n_q, n_pos);
           }
         }
+}
+
+TEST_CASE("kernels: the V weights round to 14 bits per chunk of positions") {
+  std::mt19937 rng(78);
+  std::exponential_distribution<float> weight(1.0f);
+  for (int n : {1, 3, 255, 256, 257, 600})
+    for (int mode : {0, 1, 2}) {  // 1: the first chunk all 0; 2: weights spanning 1e-30 to 1
+      CAPTURE(n); CAPTURE(mode);
+      std::vector<float> w(n);
+      for (int t = 0; t < n; ++t) {
+        w[t] = weight(rng);
+        if (mode == 1 && t < kVChunk) w[t] = 0.0f;
+        if (mode == 2) w[t] = std::pow(10.0f, -30.0f * static_cast<float>(t % 7) / 6);
+      }
+      std::vector<float> steps(v_chunks(n)), rounded = w;
+      v_steps(w.data(), n, steps.data());
+      round_v_weights(rounded.data(), n, steps.data());
+      const int padded = (n + 3) / 4 * 4;
+      std::vector<int8_t> hi(padded, 99), lo(padded, 99);
+      split_v_weights(w.data(), n, steps.data(), hi.data(), lo.data());
+      for (int c = 0; c * kVChunk < n; ++c) {
+        const float largest =
+            *std::max_element(w.begin() + c * kVChunk, w.begin() + std::min(n, (c + 1) * kVChunk));
+        CHECK(steps[c] == (largest > 0 ? largest / 16383.0f : 0.0f));
+      }
+      for (int t = 0; t < n; ++t) {
+        CAPTURE(t);
+        const float step = steps[t / kVChunk];
+        const int code = 128 * hi[t] + lo[t];
+        CHECK(hi[t] >= 0);
+        CHECK(hi[t] <= 127);
+        CHECK(lo[t] >= 0);
+        CHECK(lo[t] <= 127);
+        CHECK(rounded[t] == static_cast<float>(code) * step);
+        // Within half a step, with the float rounding of w / step.
+        CHECK(std::fabs(rounded[t] - w[t]) <= step * (0.5f + 1e-3f));
+      }
+      for (int t = n; t < padded; ++t) CHECK(hi[t] + lo[t] == 0);
+    }
+}
+
+TEST_CASE("kernels: attention stays within the V weights' rounding of exact sums") {
+  std::mt19937 rng(80);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (int hd : {8, 64, 128})
+    for (int bits : {4, 8})
+      for (int n_pos : {5, 300, 1100}) {
+        CAPTURE(hd); CAPTURE(bits); CAPTURE(n_pos);
+        const size_t row = static_cast<size_t>(hd) * bits / 8;
+        std::vector<uint8_t> k(row * n_pos), v(row * n_pos);
+        for (auto& b : k) b = static_cast<uint8_t>(byte(rng));
+        for (auto& b : v) b = static_cast<uint8_t>(byte(rng));
+        std::vector<float> ks(n_pos), km(n_pos), vs(n_pos), vm(n_pos), q(hd);
+        for (int t = 0; t < n_pos; ++t) {
+          ks[t] = 0.01f + std::fabs(normal(rng)) * 0.05f;
+          vs[t] = 0.01f + std::fabs(normal(rng)) * 0.05f;
+          km[t] = normal(rng);
+          vm[t] = normal(rng);
+        }
+        for (float& f : q) f = normal(rng);
+        const KvView kv{hd, bits, k.data(), ks.data(), km.data(), v.data(), vs.data(), vm.data()};
+        // The exact sums over the scalar K scores, in double; the bound: each weight e_t·s_t
+        // moved by at most half its chunk's step, out by that times its code, over Σ e.
+        std::vector<float> scores(n_pos);
+        token_scores_scalar(kv, q.data(), 1, n_pos, scores.data());
+        const double top = *std::max_element(scores.begin(), scores.end());
+        std::vector<double> e(n_pos);
+        std::vector<float> w(n_pos), steps(v_chunks(n_pos));
+        double sum = 0;
+        for (int t = 0; t < n_pos; ++t) {
+          e[t] = std::exp(scores[t] - top);
+          sum += e[t];
+          w[t] = static_cast<float>(e[t] * vs[t]);
+        }
+        v_steps(w.data(), n_pos, steps.data());
+        for (Isa isa : isas_under_test()) {
+          CAPTURE(isa_name(isa));
+          std::vector<float> scratch_scores(n_pos), out(hd);
+          kernels_for(isa).attend(kv, q.data(), 1, n_pos, scratch_scores.data(), out.data());
+          for (int i = 0; i < hd; ++i) {
+            double exact = 0, bound = 0;
+            for (int t = 0; t < n_pos; ++t) {
+              const int code = row_code(v.data() + t * row, bits, i);
+              exact += e[t] * (vs[t] * code + vm[t]);
+              bound += steps[t / kVChunk] / 2 * code;
+            }
+            CAPTURE(i);
+            const double tolerance = (bound + 1e-4 * (sum + std::fabs(exact))) / sum;
+            CHECK(std::fabs(out[i] - exact / sum) <= tolerance);
+          }
+        }
+      }
 }
 
 namespace {

@@ -1,18 +1,25 @@
 // Attention over the 4- or 8-bit K/V cache (KvView, kernels.h) written once over the vector
 // operations S of an x86 file (avx2.cpp: 8 lanes, avx512.cpp: 16): the ISA's K scores
-// (kv_kernels.h), then the softmax and the V sums. It vectorizes the scalar sums over the head
-// dimension (another summation order, so equal within float rounding), and the query heads of
-// one KV head go up to four at a time through each walk over the V cache, so each code is
-// loaded and converted once for all of them.
+// (kv_kernels.h), then the softmax and the V sums with the weights rounded as on every ISA
+// (v_weights.h). In float, it vectorizes the scalar sums over the head dimension (another
+// summation order, so equal within float rounding), and the query heads of one KV head go up
+// to four at a time through each walk over the V cache, so each code is loaded and converted
+// once for all of them; with byte dots (S::kByteDots), rows of 4W bytes or more go by integer
+// dots, a head at a time.
 // Internal linkage: each ISA's copy keeps its flags.
 //
-// S: using V, Mask; W (lanes); zero, set1, load, store, add, sub, mul, fma(a, b, c) = a·b + c,
-// exp; reduce_add, reduce_max over the lanes; first(n), the first n lanes (none for n ≤ 0, all
-// for n ≥ W); load_part (other lanes 0), store_part, keep (other lanes 0), max_part(acc, p, m)
-// (other lanes keep acc): the masked forms touch no memory outside the mask; widen(p, n): W code
-// bytes from p as int32 lanes, only the first n read when n < W (the rest 0); to_float,
-// low_nibbles, high_nibbles on those; index(p), W int32 lanes from aligned p, and
-// permute(v, index); token_scores and kivi_scores, the ISA's versions (kv_kernels.h).
+// S: using V, Mask; W (lanes); zero, set1, load, store, add, sub, mul, max, fma(a, b, c) =
+// a·b + c, exp; reduce_add, reduce_max over the lanes; first(n), the first n lanes (none for
+// n ≤ 0, all for n ≥ W); load_part (other lanes 0), store_part, keep (other lanes 0),
+// max_part(acc, p, m) (other lanes keep acc): the masked forms touch no memory outside the
+// mask; widen(p, n): W code bytes from p as int32 lanes, only the first n read when n < W (the
+// rest 0); to_float, low_nibbles, high_nibbles on those; index(p), W int32 lanes from aligned
+// p, and permute(v, index); token_scores and kivi_scores, the ISA's versions (kv_kernels.h).
+// With kByteDots: using I; zero_bytes; row_bytes(p, n), 4W bytes (the first n when n < 4W,
+// the rest 0); weight_bytes(p), the 4 bytes at p in every int32 lane; transpose4 (see
+// ByteDotOrder); low_codes and high_codes, the nibbles of each byte; byte_dot(acc, codes,
+// weights), acc plus the dot of each lane's 4 unsigned code bytes with its 4 signed weight
+// bytes; halves_to_float(hi, lo) = 128·hi + lo as floats.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -22,6 +29,7 @@
 #include <vector>
 
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/v_weights.h"
 #include "engine/kernels/x86_tiles.h"
 #include "engine/scratch.h"
 
@@ -155,16 +163,100 @@ void packed_v_sums(const uint8_t* codes, int n_bytes, const float* weights, size
   });
 }
 
+// The V sums of one head by integer dots, for ISAs with unsigned × signed byte dots
+// (S::kByteDots): weights in 14-bit halves per chunk of positions (v_weights.h), so a chunk's
+// sums are exact int32 and meet the float sums once per chunk, by its step. Four positions go
+// at a time: 4W bytes of each of their rows, transposed so that each int32 lane holds one byte
+// of the four rows, whose dots with the four positions' weight bytes (broadcast) are one
+// instruction per lane. A 4-bit code then costs a quarter of a byte dot per half, against a
+// conversion and a multiply-add in float.
+template <class S, int Bits>
+struct ByteDotOrder {
+  static constexpr int kCodes = Bits == 8 ? 1 : 2;  // code vectors per transposed vector
+  static constexpr int kPass = Bits == 8 ? 2 : 1;   // 4W-byte pieces of a row per pass: 16 sums
+  static constexpr int kBytes = 4 * S::W;
+  // Floats of og per piece: 4 transposed vectors, each kCodes vectors of W sums.
+  static constexpr int kLanes = 4 * kCodes * S::W;
+  // Where element i sits: lane 4k + j of transposed vector m holds byte 16k + 4m + j of a
+  // piece (the unpacks work within 128-bit lanes), its low nibble before its high one.
+  static int slot(int i) {
+    const int b = Bits == 8 ? i : i / 2, nibble = Bits == 8 ? 0 : i % 2;
+    const int r = b % kBytes;
+    return b / kBytes * kLanes + (r % 16 / 4 * kCodes + nibble) * S::W + r / 16 * 4 + r % 4;
+  }
+};
+
+template <class S, int Bits>
+void byte_dot_v_sums(const uint8_t* codes, int n_bytes, const int8_t* hi, const int8_t* lo,
+                     const float* steps, int n_pos, float* og) {
+  using O = ByteDotOrder<S, Bits>;
+  using I = typename S::I;
+  const int pieces = (n_bytes + O::kBytes - 1) / O::kBytes;
+  std::fill(og, og + static_cast<size_t>(pieces) * O::kLanes, 0.0f);
+  for (int p0 = 0; p0 < pieces; p0 += O::kPass) {
+    const int n_pass = std::min(O::kPass, pieces - p0);
+    for (int c0 = 0; c0 < n_pos; c0 += kVChunk) {
+      const int c1 = std::min(n_pos, c0 + kVChunk);
+      I acc[O::kPass][4][O::kCodes][2];  // [piece][transposed vector][nibble][hi, lo]
+      unrolled<O::kPass * 4 * O::kCodes * 2>(
+          [&](auto j) { (&acc[0][0][0][0])[j] = S::zero_bytes(); });
+      // Positions [u, u + 4); rows from n_pos on are not read (full: all four are there).
+      auto add = [&](int u, auto full) __attribute__((always_inline)) {
+        const I weight[2] = {S::weight_bytes(hi + u), S::weight_bytes(lo + u)};
+        unrolled<O::kPass>([&](auto p) {
+          if (p >= n_pass) return;
+          const int offset = (p0 + p) * O::kBytes;
+          I rows[4];
+          unrolled<4>([&](auto i) {
+            const uint8_t* row = codes + static_cast<size_t>(u + i) * n_bytes + offset;
+            if (decltype(full)::value || u + i < n_pos) {
+              prefetch_ahead(row);
+              rows[i] = S::row_bytes(row, n_bytes - offset);
+            } else {
+              rows[i] = S::zero_bytes();
+            }
+          });
+          I t[4];
+          S::transpose4(rows, t);
+          unrolled<4>([&](auto m) {
+            unrolled<O::kCodes>([&](auto nibble) {
+              const I c = Bits == 8     ? t[m]
+                          : nibble == 0 ? S::low_codes(t[m])
+                                        : S::high_codes(t[m]);
+              unrolled<2>([&](auto half) {
+                acc[p][m][nibble][half] = S::byte_dot(acc[p][m][nibble][half], c, weight[half]);
+              });
+            });
+          });
+        });
+      };
+      int u = c0;
+      for (; u + 4 <= c1; u += 4) add(u, std::true_type{});
+      if (u < c1) add(u, std::false_type{});
+      const auto step = S::set1(steps[c0 / kVChunk]);
+      unrolled<O::kPass>([&](auto p) {
+        if (p >= n_pass) return;
+        unrolled<4 * O::kCodes>([&](auto j) {
+          float* o = og + (p0 + p) * O::kLanes + j * S::W;
+          const I* sums = acc[p][j / O::kCodes][j % O::kCodes];
+          S::store(o, S::fma(step, S::halves_to_float(sums[0], sums[1]), S::load(o)));
+        });
+      });
+    }
+  }
+}
+
 // Softmax numerators e_t = exp(score − max) of H heads (scores of head h from scores +
 // h·n_pos) in one pass that also makes scores the weights e_t·v_scale_t of the V codes and sums
-// e_t and e_t·v_min_t: sets inv_sum[h] = 1 / Σ e_t and min_term[h] = Σ e_t·v_min_t (out is
-// normalized once at the end). The heads go side by side, so their exponentials' dependent
-// chains overlap and each V scale and minimum is loaded once for all of them.
+// e_t and e_t·v_min_t: sets inv_sum[h] = 1 / Σ e_t, min_term[h] = Σ e_t·v_min_t (out is
+// normalized once at the end) and the weights' steps (v_weights.h) from steps + h·v_chunks(n_pos)
+// on. The heads go side by side, so their exponentials' dependent chains overlap and each V
+// scale and minimum is loaded once for all of them.
 template <class S, int H>
 void softmax_weights(const KvView& kv, float* scores, int n_pos, float* inv_sum,
-                     float* min_term) {
+                     float* min_term, float* steps) {
   using V = typename S::V;
-  V top[H], sum_v[H], min_v[H];
+  V top[H], sum_v[H], min_v[H], largest[H];
   unrolled<H>([&](auto h) { top[h] = S::set1(scores[h * n_pos]); });
   for (int t = 0; t < n_pos; t += S::W) {
     const auto m = S::first(n_pos - t);
@@ -172,18 +264,26 @@ void softmax_weights(const KvView& kv, float* scores, int n_pos, float* inv_sum,
   }
   unrolled<H>([&](auto h) {
     top[h] = S::set1(S::reduce_max(top[h]));
-    sum_v[h] = min_v[h] = S::zero();
+    sum_v[h] = min_v[h] = largest[h] = S::zero();
   });
+  const int chunks = v_chunks(n_pos);
   for (int t = 0; t < n_pos; t += S::W) {
     const auto m = S::first(n_pos - t);
     const V v_min = S::load_part(kv.v_min + t, m), v_scale = S::load_part(kv.v_scale + t, m);
     unrolled<H>([&](auto h) {
       float* s = scores + h * n_pos + t;
       const V e = S::keep(S::exp(S::sub(S::load_part(s, m), top[h])), m);
+      const V w = S::mul(e, v_scale);
       sum_v[h] = S::add(sum_v[h], e);
       min_v[h] = S::fma(e, v_min, min_v[h]);
-      S::store_part(s, m, S::mul(e, v_scale));
+      largest[h] = S::max(largest[h], w);
+      S::store_part(s, m, w);
     });
+    if ((t + S::W) % kVChunk == 0 || t + S::W >= n_pos)  // a chunk ends (kVChunk % W = 0)
+      unrolled<H>([&](auto h) {
+        steps[h * chunks + t / kVChunk] = v_step(S::reduce_max(largest[h]));
+        largest[h] = S::zero();
+      });
   }
   unrolled<H>([&](auto h) {
     min_term[h] = S::reduce_add(min_v[h]);
@@ -191,36 +291,72 @@ void softmax_weights(const KvView& kv, float* scores, int n_pos, float* inv_sum,
   });
 }
 
+// Whether the V sums go by byte dots: on ISAs that have them, for rows of at least 4W bytes
+// (shorter ones would leave part of each vector empty; those go in float).
+template <class S>
+bool byte_dot_rows(int n_bytes) {
+  if constexpr (S::kByteDots)
+    return n_bytes >= 4 * S::W;
+  else
+    return false;
+}
+
 template <class S, int Bits>
 void attend_vec(const KvView& kv, const float* q, int n_q, int n_pos, float* scores, float* out) {
   using G = CodeGroups<S, Bits>;
-  const int hd = kv.head_dim, n_bytes = kv.head_bytes(), groups = (n_bytes + S::W - 1) / S::W;
-  const int lanes = groups * G::kVecs * S::W;
+  using O = ByteDotOrder<S, Bits>;
+  const int hd = kv.head_dim, n_bytes = kv.head_bytes();
+  const bool byte_dots = byte_dot_rows<S>(n_bytes);
+  const int lanes = byte_dots ? (n_bytes + O::kBytes - 1) / O::kBytes * O::kLanes
+                              : (n_bytes + S::W - 1) / S::W * G::kVecs * S::W;
   const size_t heads_lanes = static_cast<size_t>(n_q) * lanes;
   thread_local std::vector<float> buf;
-  // Per head: out in the group order, 1 / Σ e_t and Σ e_t·v_min_t.
-  float* og = scratch(buf, heads_lanes + 2 * static_cast<size_t>(n_q));
+  thread_local std::vector<int8_t> halves;
+  // Per head: out in the group order, 1 / Σ e_t, Σ e_t·v_min_t and the weights' steps.
+  const int chunks = v_chunks(n_pos);
+  float* og = scratch(buf, heads_lanes + static_cast<size_t>(n_q) * (2 + chunks));
   float* inv_sum = og + heads_lanes;
   float* min_term = inv_sum + n_q;
+  float* steps = min_term + n_q;
   if (kv.k_group)
     S::kivi_scores(kv, q, n_q, n_pos, scores);
   else
     S::token_scores(kv, q, n_q, n_pos, scores);
   head_chunks(n_q, [&](int h0, auto heads) {
     softmax_weights<S, decltype(heads)::value>(kv, scores + static_cast<size_t>(h0) * n_pos,
-                                               n_pos, inv_sum + h0, min_term + h0);
+                                               n_pos, inv_sum + h0, min_term + h0,
+                                               steps + h0 * chunks);
   });
-  head_chunks(n_q, [&](int h0, auto heads) {
-    constexpr int H = decltype(heads)::value;
-    const float* weights = scores + static_cast<size_t>(h0) * n_pos;
-    if (n_bytes < S::W && S::W % n_bytes == 0)
-      packed_v_sums<S, G, H>(kv.v_codes, n_bytes, weights, n_pos, n_pos, og + h0 * lanes, lanes);
-    else
-      row_v_sums<S, G, H>(kv.v_codes, n_bytes, weights, n_pos, n_pos, og + h0 * lanes, lanes);
-  });
+  if constexpr (S::kByteDots) {
+    if (byte_dots) {
+      const size_t padded = (static_cast<size_t>(n_pos) + 3) / 4 * 4;
+      int8_t* hi = scratch(halves, 2 * padded);
+      for (int h = 0; h < n_q; ++h) {
+        const float* steps_h = steps + h * chunks;
+        split_v_weights(scores + static_cast<size_t>(h) * n_pos, n_pos, steps_h, hi, hi + padded);
+        byte_dot_v_sums<S, Bits>(kv.v_codes, n_bytes, hi, hi + padded, steps_h, n_pos,
+                                 og + h * lanes);
+      }
+    }
+  }
+  if (!byte_dots) {
+    for (int h = 0; h < n_q; ++h)
+      round_v_weights(scores + static_cast<size_t>(h) * n_pos, n_pos, steps + h * chunks);
+    head_chunks(n_q, [&](int h0, auto heads) {
+      constexpr int H = decltype(heads)::value;
+      const float* weights = scores + static_cast<size_t>(h0) * n_pos;
+      if (n_bytes < S::W && S::W % n_bytes == 0)
+        packed_v_sums<S, G, H>(kv.v_codes, n_bytes, weights, n_pos, n_pos, og + h0 * lanes,
+                               lanes);
+      else
+        row_v_sums<S, G, H>(kv.v_codes, n_bytes, weights, n_pos, n_pos, og + h0 * lanes, lanes);
+    });
+  }
   for (int h = 0; h < n_q; ++h)
-    for (int i = 0; i < hd; ++i)
-      out[h * hd + i] = (og[h * lanes + G::slot(i)] + min_term[h]) * inv_sum[h];
+    for (int i = 0; i < hd; ++i) {
+      const int slot = byte_dots ? O::slot(i) : G::slot(i);
+      out[h * hd + i] = (og[h * lanes + slot] + min_term[h]) * inv_sum[h];
+    }
 }
 
 template <class S>

@@ -262,6 +262,7 @@ struct Avx2 {
   static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }
   static V load_f16(const uint16_t* p) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
@@ -298,6 +299,9 @@ struct Avx2 {
     return _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
   }
   static V permute(V v, __m256i order) { return _mm256_permutevar8x32_ps(v, order); }
+  // The V sums go in float: pmaddubsw's byte dots (three instructions each, where vpdpbusd
+  // takes one) were slower than the float sums for groups of 4 heads (see BENCHMARKS.md).
+  static constexpr bool kByteDots = false;
   static void token_scores(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
     token_scores_avx2(kv, q, n_q, n_pos, scores);
   }

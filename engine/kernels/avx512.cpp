@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "engine/format/rotor_format.h"
@@ -589,6 +590,7 @@ struct Avx512 {
   static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V max(V a, V b) { return _mm512_max_ps(a, b); }
   static V load_f16(const uint16_t* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
@@ -612,6 +614,32 @@ struct Avx512 {
   static __m512i high_nibbles(__m512i v) { return _mm512_srli_epi32(v, 4); }
   static __m512i index(const int32_t* p) { return _mm512_load_si512(p); }
   static V permute(V v, __m512i order) { return _mm512_permutexvar_ps(order, v); }
+  // The byte dots of the V sums (byte_dot_v_sums): vpdpbusd, V codes unsigned, weights signed.
+  static constexpr bool kByteDots = true;
+  using I = __m512i;
+  static I zero_bytes() { return _mm512_setzero_si512(); }
+  static I row_bytes(const uint8_t* p, int n) {
+    return n >= 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8((uint64_t{1} << n) - 1, p);
+  }
+  static I weight_bytes(const int8_t* p) {
+    int32_t four;
+    std::memcpy(&four, p, 4);
+    return _mm512_set1_epi32(four);
+  }
+  static void transpose4(const I (&r)[4], I (&t)[4]) {
+    const I a0 = _mm512_unpacklo_epi8(r[0], r[1]), a1 = _mm512_unpackhi_epi8(r[0], r[1]);
+    const I b0 = _mm512_unpacklo_epi8(r[2], r[3]), b1 = _mm512_unpackhi_epi8(r[2], r[3]);
+    t[0] = _mm512_unpacklo_epi16(a0, b0);
+    t[1] = _mm512_unpackhi_epi16(a0, b0);
+    t[2] = _mm512_unpacklo_epi16(a1, b1);
+    t[3] = _mm512_unpackhi_epi16(a1, b1);
+  }
+  static I low_codes(I v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0F)); }
+  static I high_codes(I v) { return low_codes(_mm512_srli_epi16(v, 4)); }
+  static I byte_dot(I acc, I codes, I weights) { return _mm512_dpbusd_epi32(acc, codes, weights); }
+  static V halves_to_float(I hi, I lo) {
+    return _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_slli_epi32(hi, 7), lo));
+  }
   static void token_scores(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
     token_scores_avx512(kv, q, n_q, n_pos, scores);
   }
