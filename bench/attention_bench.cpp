@@ -1,9 +1,9 @@
 // attend: one query head over a 4- or 8-bit K/V cache (per-position scale and minimum), head
 // size 128 (LLaMA) and 8 (stories260K, whose rows are shorter than a vector); attend_gqa: the
 // query heads of one KV head at once over the default cache (K in KIVI groups of 32), as
-// stories260K (2 heads of 8) and TinyLlama (8 heads of 64) decode, and at TinyLlama's shape
-// with K per token. Bytes are the cache codes
-// and parameters read; ops the q·k and p·v multiply-adds.
+// stories260K (2 heads of 8), TinyLlama (8 heads of 64), LLaMA-2-7B (1 of 128) and LLaMA-3-8B
+// (4 of 128) decode, and at TinyLlama's shape with K per token. Bytes are the cache codes and
+// parameters read; ops the q·k and p·v multiply-adds.
 #include <random>
 #include <vector>
 
@@ -72,13 +72,14 @@ void register_attention(Isa isa) {
                                      head_dim, 1, bits, n_pos, 0)
             ->Unit(benchmark::kMicrosecond);
       }
-  // stories260K's, TinyLlama's and LLaMA-2-7B's shapes; the positions past a multiple of 32
-  // (159, 543, 4127) end in 31 float rows, the newest group's. KIVI groups of 32, and K per
-  // token (k_group 0) at TinyLlama's shape.
+  // stories260K's, TinyLlama's, LLaMA-2-7B's and LLaMA-3-8B's shapes; the positions past a
+  // multiple of 32 (159, 543, 4127) end in 31 float rows, the newest group's. KIVI groups of
+  // 32, and K per token (k_group 0) at TinyLlama's shape.
   struct Gqa { int head_dim, n_q, n_pos, k_group; };
   for (const Gqa& g : {Gqa{8, 2, 128, 32}, Gqa{8, 2, 159, 32}, Gqa{64, 8, 512, 32},
                        Gqa{64, 8, 543, 32}, Gqa{64, 8, 4096, 32}, Gqa{64, 8, 4096, 0},
-                       Gqa{128, 1, 4096, 32}, Gqa{128, 1, 4127, 32}}) {
+                       Gqa{128, 1, 4096, 32}, Gqa{128, 1, 4127, 32},
+                       Gqa{128, 4, 4096, 32}}) {
     const std::string detail = "kv4/d" + std::to_string(g.head_dim) + "/h" +
                                std::to_string(g.n_q) + "/pos" + std::to_string(g.n_pos) +
                                (g.k_group ? "" : "/k-per-token");
