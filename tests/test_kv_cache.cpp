@@ -143,10 +143,8 @@ TEST_CASE("kv cache: a rewind into a complete K group, then the same tokens, mat
       }
     }
     MESSAGE("max |logit − fresh| " << diff << "; fresh 4-bit against float cache " << cache_error);
-    // Nothing was rounded twice: only the decode path's float rounding, which can tip a V
-    // weight's 14-bit rounding (v_weights.h) by a step.
-    if (keep % 16 == 0)
-      CHECK(diff <= 1e-3f);
+    if (keep % 16 == 0)  // nothing was rounded twice: only the decode path's float rounding
+      CHECK(diff <= 1e-4f);
     else  // the kept rows of the group were rounded once more: at most the whole cache's error
       CHECK(diff <= cache_error);
   }
@@ -170,8 +168,9 @@ TEST_CASE("kv cache: a stored V is its range's nearest code, at 4 bits in a rang
         KvCache cache(1, 4, 1, hd, bits, 0);
         cache.store(0, 0, k.data(), v.data());
         cache.attend(0, 0, q.data(), 1, 1, scores.data(), out.data());
-        // The reference, in the same float operations, but for the weight's rounding to 14
-        // bits (v_weights.h): at one position that is float rounding of its terms.
+        // The reference, in the same float operations, but for AVX-512's rounding of the weight
+        // to 14 bits (v_weights.h; at 64 bytes a row and more): at one position that is float
+        // rounding of its terms.
         float lo = *std::min_element(v.begin(), v.end());
         float hi = *std::max_element(v.begin(), v.end());
         const float clip = bits == 4 ? 0.9f : 1.0f, mid = 0.5f * (lo + hi);

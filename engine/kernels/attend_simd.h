@@ -1,11 +1,11 @@
 // Attention over the 4- or 8-bit K/V cache (KvView, kernels.h) written once over the vector
 // operations S of an x86 file (avx2.cpp: 8 lanes, avx512.cpp: 16): the ISA's K scores
-// (kv_kernels.h), then the softmax and the V sums with the weights rounded as on every ISA
-// (v_weights.h). In float, it vectorizes the scalar sums over the head dimension (another
-// summation order, so equal within float rounding), and the query heads of one KV head go up
-// to four at a time through each walk over the V cache, so each code is loaded and converted
-// once for all of them; with byte dots (S::kByteDots), rows of 4W bytes or more go by integer
-// dots, a head at a time.
+// (kv_kernels.h), then the softmax and the V sums. In float, it vectorizes the scalar sums over
+// the head dimension (another summation order, so equal within float rounding), and the query
+// heads of one KV head go up to four at a time through each walk over the V cache, so each
+// code is loaded and converted once for all of them. With byte dots (S::kByteDots), rows of 4W
+// bytes or more go by integer dots instead, a head at a time, with the weights rounded to 14
+// bits (v_weights.h: within a bound of the float sums).
 // Internal linkage: each ISA's copy keeps its flags.
 //
 // S: using V, Mask; W (lanes); zero, set1, load, store, add, sub, mul, max, fma(a, b, c) =
@@ -248,11 +248,12 @@ void byte_dot_v_sums(const uint8_t* codes, int n_bytes, const int8_t* hi, const 
 
 // Softmax numerators e_t = exp(score − max) of H heads (scores of head h from scores +
 // h·n_pos) in one pass that also makes scores the weights e_t·v_scale_t of the V codes and sums
-// e_t and e_t·v_min_t: sets inv_sum[h] = 1 / Σ e_t, min_term[h] = Σ e_t·v_min_t (out is
-// normalized once at the end) and the weights' steps (v_weights.h) from steps + h·v_chunks(n_pos)
-// on. The heads go side by side, so their exponentials' dependent chains overlap and each V
-// scale and minimum is loaded once for all of them.
-template <class S, int H>
+// e_t and e_t·v_min_t: sets inv_sum[h] = 1 / Σ e_t and min_term[h] = Σ e_t·v_min_t (out is
+// normalized once at the end), and with Steps the weights' steps for the byte dots
+// (v_weights.h) from steps + h·v_chunks(n_pos) on. The heads go side by side, so their
+// exponentials' dependent chains overlap and each V scale and minimum is loaded once for all
+// of them.
+template <class S, int H, bool Steps>
 void softmax_weights(const KvView& kv, float* scores, int n_pos, float* inv_sum,
                      float* min_term, float* steps) {
   using V = typename S::V;
@@ -276,10 +277,11 @@ void softmax_weights(const KvView& kv, float* scores, int n_pos, float* inv_sum,
       const V w = S::mul(e, v_scale);
       sum_v[h] = S::add(sum_v[h], e);
       min_v[h] = S::fma(e, v_min, min_v[h]);
-      largest[h] = S::max(largest[h], w);
+      if constexpr (Steps) largest[h] = S::max(largest[h], w);
       S::store_part(s, m, w);
     });
-    if ((t + S::W) % kVChunk == 0 || t + S::W >= n_pos)  // a chunk ends (kVChunk % W = 0)
+    // A chunk ends (kVChunk is a multiple of W).
+    if (Steps && ((t + S::W) % kVChunk == 0 || t + S::W >= n_pos))
       unrolled<H>([&](auto h) {
         steps[h * chunks + t / kVChunk] = v_step(S::reduce_max(largest[h]));
         largest[h] = S::zero();
@@ -323,9 +325,13 @@ void attend_vec(const KvView& kv, const float* q, int n_q, int n_pos, float* sco
   else
     S::token_scores(kv, q, n_q, n_pos, scores);
   head_chunks(n_q, [&](int h0, auto heads) {
-    softmax_weights<S, decltype(heads)::value>(kv, scores + static_cast<size_t>(h0) * n_pos,
-                                               n_pos, inv_sum + h0, min_term + h0,
-                                               steps + h0 * chunks);
+    constexpr int H = decltype(heads)::value;
+    float* s = scores + static_cast<size_t>(h0) * n_pos;
+    if (byte_dots)
+      softmax_weights<S, H, S::kByteDots>(kv, s, n_pos, inv_sum + h0, min_term + h0,
+                                          steps + h0 * chunks);
+    else
+      softmax_weights<S, H, false>(kv, s, n_pos, inv_sum + h0, min_term + h0, nullptr);
   });
   if constexpr (S::kByteDots) {
     if (byte_dots) {
@@ -340,8 +346,6 @@ void attend_vec(const KvView& kv, const float* q, int n_q, int n_pos, float* sco
     }
   }
   if (!byte_dots) {
-    for (int h = 0; h < n_q; ++h)
-      round_v_weights(scores + static_cast<size_t>(h) * n_pos, n_pos, steps + h * chunks);
     head_chunks(n_q, [&](int h0, auto heads) {
       constexpr int H = decltype(heads)::value;
       const float* weights = scores + static_cast<size_t>(h0) * n_pos;

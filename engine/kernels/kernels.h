@@ -169,8 +169,9 @@ struct KernelTable {
                         QuantizedActs& a);
   // Attention of the n_q query heads that share one KV head (grouped-query attention) over a
   // quantized K/V cache, see KvView: q and out hold n_q rows of head_dim, scores is scratch of
-  // n_q rows of n_pos floats. Every ISA rounds the query (kv_kernels.h) and the V weights
-  // (v_weights.h) the same way, so that their K and V sums can go by exact integer dots.
+  // n_q rows of n_pos floats. Every ISA rounds the query the same way, so that the K sums are
+  // exact integer dots (kv_kernels.h); AVX-512 rounds the V weights for its byte dots
+  // (v_weights.h), within a bound of the others' float sums.
   void (*attend)(const KvView& kv, const float* q, int n_q, int n_pos, float* scores, float* out);
   // The Hadamard pass of p on rows x + r·stride, r < rows (in place).
   void (*hadamard)(const HadamardPlan& p, float* x, int rows, size_t stride);

@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 #include <cstring>
 
 #include "engine/kernels/f16_simd.h"
@@ -27,7 +26,6 @@
 #include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/pack.h"
 #include "engine/kernels/token_walk.h"
-#include "engine/kernels/v_weights.h"
 #include "engine/scratch.h"
 
 // Functions that use UDOT are compiled for it regardless of the baseline -march, and only
@@ -486,36 +484,31 @@ void token_dots_neon(const KvView& kv, const int16_t* qi, const float* steps, co
       scores[t] = kv.k_scale[t] * (steps[h] * static_cast<float>(dot)) + kv.k_min[t] * sums[h];
     }
 }
-// Softmax and the V sum of one head whose K scores are in scores (scratch after): the weights
-// e_t·v_scale_t of the V codes rounded as every ISA rounds them (v_weights.h), out normalized
-// once at the end.
+// Softmax and the V sum of one head whose K scores are in scores (scratch after).
 void attend_head_neon(const KvView& kv, float* scores, int n_pos, float* out) {
   const int hd = kv.head_dim, bits = kv.bits;
   const int hd16 = hd / 16 * 16, hd8 = hd / 8 * 8;
+  int i = 0;
   const float inv_sum = 1.0f / exp_shifted(scores, n_pos);
-  // scores is scratch: from here it holds each position's weight e·s_v of the V codes.
+  // scores is scratch: from here it holds each position's weight p·s_v of the V codes.
   float32x4_t mins = vdupq_n_f32(0.0f);
   int u = 0;
   for (; u + 4 <= n_pos; u += 4) {
-    const float32x4_t e = vld1q_f32(scores + u);
-    mins = vfmaq_f32(mins, e, vld1q_f32(kv.v_min + u));
-    vst1q_f32(scores + u, vmulq_f32(e, vld1q_f32(kv.v_scale + u)));
+    const float32x4_t prob = vmulq_n_f32(vld1q_f32(scores + u), inv_sum);
+    mins = vfmaq_f32(mins, prob, vld1q_f32(kv.v_min + u));
+    vst1q_f32(scores + u, vmulq_f32(prob, vld1q_f32(kv.v_scale + u)));
   }
   float min_term = vaddvq_f32(mins);
   for (; u < n_pos; ++u) {
-    min_term += scores[u] * kv.v_min[u];
-    scores[u] *= kv.v_scale[u];
+    const float prob = scores[u] * inv_sum;
+    min_term += prob * kv.v_min[u];
+    scores[u] = prob * kv.v_scale[u];
   }
-  thread_local std::vector<float> steps;
-  v_steps(scores, n_pos, scratch(steps, v_chunks(n_pos)));
-  round_v_weights(scores, n_pos, steps.data());
-  const float32x4_t min_v = vdupq_n_f32(min_term), inv_v = vdupq_n_f32(inv_sum);
-  auto finish = [&](float32x4_t o) { return vmulq_f32(vaddq_f32(o, min_v), inv_v); };
 
   // out in tiles of 16 (then 8) elements held in registers across all positions.
-  int i = 0;
+  i = 0;
   for (; i < hd16; i += 16) {
-    float32x4_t o0 = vdupq_n_f32(0.0f), o1 = o0, o2 = o0, o3 = o0;
+    float32x4_t o0 = vdupq_n_f32(min_term), o1 = o0, o2 = o0, o3 = o0;
     for (int t = 0; t < n_pos; ++t) {
       const uint8x16_t c = load_codes16(kv.v_codes + static_cast<size_t>(t) * kv.head_bytes(), i, bits);
       const uint16x8_t c0 = vmovl_u8(vget_low_u8(c)), c1 = vmovl_high_u8(c);
@@ -525,27 +518,27 @@ void attend_head_neon(const KvView& kv, float* scores, int n_pos, float* out) {
       o2 = vfmaq_n_f32(o2, widen_lo(c1), ps);
       o3 = vfmaq_n_f32(o3, widen_hi(c1), ps);
     }
-    vst1q_f32(out + i, finish(o0));
-    vst1q_f32(out + i + 4, finish(o1));
-    vst1q_f32(out + i + 8, finish(o2));
-    vst1q_f32(out + i + 12, finish(o3));
+    vst1q_f32(out + i, o0);
+    vst1q_f32(out + i + 4, o1);
+    vst1q_f32(out + i + 8, o2);
+    vst1q_f32(out + i + 12, o3);
   }
   if (i < hd8) {
-    float32x4_t o0 = vdupq_n_f32(0.0f), o1 = o0;
+    float32x4_t o0 = vdupq_n_f32(min_term), o1 = o0;
     for (int t = 0; t < n_pos; ++t) {
       const uint16x8_t c0 = vmovl_u8(load_codes8(kv.v_codes + static_cast<size_t>(t) * kv.head_bytes(), i, bits));
       o0 = vfmaq_n_f32(o0, widen_lo(c0), scores[t]);
       o1 = vfmaq_n_f32(o1, widen_hi(c0), scores[t]);
     }
-    vst1q_f32(out + i, finish(o0));
-    vst1q_f32(out + i + 4, finish(o1));
+    vst1q_f32(out + i, o0);
+    vst1q_f32(out + i + 4, o1);
     i += 8;
   }
   for (; i < hd; ++i) {
     float o = 0.0f;
     for (int t = 0; t < n_pos; ++t)
       o += scores[t] * static_cast<float>(row_code(kv.v_codes + static_cast<size_t>(t) * kv.head_bytes(), bits, i));
-    out[i] = (o + min_term) * inv_sum;
+    out[i] = o + min_term;
   }
 }
 

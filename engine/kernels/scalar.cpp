@@ -1,15 +1,12 @@
 // The scalar reference kernels: plain loops that define what every ISA must compute.
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "engine/format/rotor_format.h"
 #include "engine/import/dtype.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/pack.h"
-#include "engine/kernels/v_weights.h"
-#include "engine/scratch.h"
 
 namespace rotor {
 
@@ -88,26 +85,20 @@ float exp_shifted(float* scores, int n) {
 }
 
 namespace {
-// Softmax and the V sum of one head whose K scores are in scores (scratch after): the weights
-// e_t·v_scale_t of the V codes rounded as every ISA rounds them (v_weights.h), out normalized
-// once at the end.
+// Softmax and the V sum of one head whose K scores are in scores (scratch after).
 void attend_head_scalar(const KvView& kv, float* scores, int n_pos, float* out) {
   const int hd = kv.head_dim;
   const float inv_sum = 1.0f / exp_shifted(scores, n_pos);
   float min_term = 0.0f;
-  for (int t = 0; t < n_pos; ++t) {
-    min_term += scores[t] * kv.v_min[t];
-    scores[t] *= kv.v_scale[t];
-  }
-  thread_local std::vector<float> steps;
-  v_steps(scores, n_pos, scratch(steps, v_chunks(n_pos)));
-  round_v_weights(scores, n_pos, steps.data());
   std::fill(out, out + hd, 0.0f);
   for (int t = 0; t < n_pos; ++t) {
+    const float p = scores[t] * inv_sum;
+    const float ps = p * kv.v_scale[t];
+    min_term += p * kv.v_min[t];
     const uint8_t* v = kv.v_codes + static_cast<size_t>(t) * kv.head_bytes();
-    for (int i = 0; i < hd; ++i) out[i] += scores[t] * static_cast<float>(row_code(v, kv.bits, i));
+    for (int i = 0; i < hd; ++i) out[i] += ps * static_cast<float>(row_code(v, kv.bits, i));
   }
-  for (int i = 0; i < hd; ++i) out[i] = (out[i] + min_term) * inv_sum;
+  for (int i = 0; i < hd; ++i) out[i] += min_term;
 }
 }  // namespace
 
