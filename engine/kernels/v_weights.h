@@ -3,10 +3,10 @@
 // positions, code_t = round(w_t / step) with step = max w / 16383, taken in two 7-bit halves,
 // hi = code >> 7 and lo = code & 127, as the signed bytes of vpdpbusd against the V codes as
 // its unsigned ones: a chunk's sums are exact int32 (256 positions · 255 · 16383 < 2^31).
-// A weight moves by at most step / 2, so an output by at most Σ_t step / 2 · code_t / Σ e_t
-// (tests check this bound); its errors mostly cancel, to about 1e-5 of the output where a
-// 4-bit V step moves it by a few 1e-2. The other paths sum the weights in float. Included by
-// the kernel files and the tests (internal linkage).
+// A weight moves by at most step / 2 (1/32766 of the chunk's largest), so an output by at
+// most Σ_t step / 2 · code_t / Σ e_t (the tests check this bound), where storing V in 4 bits
+// moved each row by up to half a V step. The other paths sum the weights in float. Included
+// by the kernel files and the tests (internal linkage).
 #pragma once
 #include <algorithm>
 #include <cstdint>
