@@ -293,22 +293,14 @@ void softmax_weights(const KvView& kv, float* scores, int n_pos, float* inv_sum,
   });
 }
 
-// Whether the V sums go by byte dots: on ISAs that have them, for rows of at least 4W bytes
-// (shorter ones would leave part of each vector empty; those go in float).
-template <class S>
-bool byte_dot_rows(int n_bytes) {
-  if constexpr (S::kByteDots)
-    return n_bytes >= 4 * S::W;
-  else
-    return false;
-}
-
 template <class S, int Bits>
 void attend_vec(const KvView& kv, const float* q, int n_q, int n_pos, float* scores, float* out) {
   using G = CodeGroups<S, Bits>;
   using O = ByteDotOrder<S, Bits>;
   const int hd = kv.head_dim, n_bytes = kv.head_bytes();
-  const bool byte_dots = byte_dot_rows<S>(n_bytes);
+  // Byte dots for rows of at least 4W bytes (shorter ones would leave part of each vector
+  // empty; those go in float).
+  const bool byte_dots = S::kByteDots && n_bytes >= 4 * S::W;
   const int lanes = byte_dots ? (n_bytes + O::kBytes - 1) / O::kBytes * O::kLanes
                               : (n_bytes + S::W - 1) / S::W * G::kVecs * S::W;
   const size_t heads_lanes = static_cast<size_t>(n_q) * lanes;
@@ -356,11 +348,15 @@ void attend_vec(const KvView& kv, const float* q, int n_q, int n_pos, float* sco
         row_v_sums<S, G, H>(kv.v_codes, n_bytes, weights, n_pos, n_pos, og + h0 * lanes, lanes);
     });
   }
-  for (int h = 0; h < n_q; ++h)
-    for (int i = 0; i < hd; ++i) {
-      const int slot = byte_dots ? O::slot(i) : G::slot(i);
-      out[h * hd + i] = (og[h * lanes + slot] + min_term[h]) * inv_sum[h];
-    }
+  auto finish = [&](auto slot) {
+    for (int h = 0; h < n_q; ++h)
+      for (int i = 0; i < hd; ++i)
+        out[h * hd + i] = (og[h * lanes + slot(i)] + min_term[h]) * inv_sum[h];
+  };
+  if (byte_dots)
+    finish(O::slot);
+  else
+    finish(G::slot);
 }
 
 template <class S>
