@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bench/bench.h"
+#include "engine/import/dtype.h"
 
 namespace rotor::bench {
 
@@ -26,9 +27,11 @@ void run(benchmark::State& state, Isa isa, int head_dim, int n_q, int bits, int 
   std::vector<uint8_t> k_codes(k_rows * head_bytes), v_codes(n_pos * head_bytes);
   for (uint8_t& c : k_codes) c = static_cast<uint8_t>(rng());
   for (uint8_t& c : v_codes) c = static_cast<uint8_t>(rng());
-  std::vector<float> k_scale(k_params, 0.01f), k_min(k_params, -0.5f),
-      k_float(static_cast<size_t>(head_dim) * k_group), v_scale(n_pos, 0.01f),
-      v_min(n_pos, -0.5f), q(n_q * head_dim), scores(n_q * n_pos), out(n_q * head_dim);
+  const uint16_t scale = f32_to_f16(0.01f), min = f32_to_f16(-0.5f);
+  std::vector<uint16_t> k_scale(k_params, scale), k_min(k_params, min), v_scale(n_pos, scale),
+      v_min(n_pos, min);
+  std::vector<float> k_float(static_cast<size_t>(head_dim) * k_group), q(n_q * head_dim),
+      scores(n_q * n_pos), out(n_q * head_dim);
   for (float& v : k_float) v = uniform(rng);
   for (float& v : q) v = uniform(rng);
   KvView kv;
@@ -54,9 +57,10 @@ void run(benchmark::State& state, Isa isa, int head_dim, int n_q, int bits, int 
     k.attend(kv, q.data(), n_q, n_pos, scores.data(), out.data());
     benchmark::DoNotOptimize(out.data());
   }
-  // Bytes: the K and V codes, V's scale and minimum per position and, per position, K's
-  // (KIVI's per-group ones, 1/k_group as many, are left out).
-  set_work(state, n_pos * (2.0 * head_bytes + (k_group ? 2 : 4) * sizeof(float)),
+  // Bytes: the K and V codes, V's f16 scale and minimum per position and K's, per position or
+  // per channel of each complete group.
+  const double k_param_bytes = 2.0 * sizeof(uint16_t) * (k_group ? double(head_dim) / k_group : 1);
+  set_work(state, n_pos * (2.0 * head_bytes + 2 * sizeof(uint16_t) + k_param_bytes),
            4.0 * n_q * n_pos * head_dim);
 }
 

@@ -1,6 +1,10 @@
 // Keys and values of every processed position, per layer, and attention that reads them.
 // Stored per (position, KV head) as floats (bits ≥ 16) or as asymmetric 8- or 4-bit codes with
-// a scale and minimum each (METHODS.md §1); attention reads the codes directly.
+// a scale and minimum each (METHODS.md §1); attention reads the codes directly. Scales and
+// minimums are f16 (KvView): the minimum rounded to the nearest, the scale up so the range still
+// reaches its top, and the codes computed against those. A value then moves by at most half a
+// code step plus half an f16 step of the minimum, unless it lies past f16's ±65504 (no LLaMA K
+// or V does).
 //
 // With a K group G > 0 (Recipe::kv_k_group) K is stored per channel instead (KIVI): for each
 // (layer, KV head) the positions form groups of G, each channel of a complete group has its own
@@ -51,13 +55,13 @@ class KvCache {
   // Sized for every position of the context; a page is only materialized when first used.
   ZeroedArray<float> kf_, vf_;           // float storage: [layer][head][pos][head_dim]
   ZeroedArray<uint8_t> kq_, vq_;         // code storage:  [layer][head][pos][head_bytes]
-  ZeroedArray<float> k_scale_, k_min_, v_scale_, v_min_;  // [layer][head][pos]
+  ZeroedArray<uint16_t> k_scale_, k_min_, v_scale_, v_min_;  // f16, [layer][head][pos]
 
   // The K groups (k_group_ > 0).
   int k_group_ = 0, n_groups_ = 0;
   size_t group_bytes_ = 0;               // codes of one (head, group): head_dim · G · bits / 8
   ZeroedArray<uint8_t> kg_codes_;        // [layer][head][group][channel][G · bits / 8]
-  ZeroedArray<float> kg_scale_, kg_min_;  // [layer][head][group][channel]
+  ZeroedArray<uint16_t> kg_scale_, kg_min_;  // f16, [layer][head][group][channel]
   // Each layer's newest group in float, one row per position as the model writes them (by
   // channel, each row went to a cache line per channel): [layer][G][head][head_dim].
   std::vector<float> k_partial_;
