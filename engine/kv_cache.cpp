@@ -131,51 +131,98 @@ KvCache::KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits, 
       bits_(bits >= 16 ? 32 : bits),
       head_bytes_(static_cast<size_t>(head_dim) * (bits >= 16 ? 4 : bits) / 8) {
   check_shape(head_dim, bits, k_group);
-  const size_t slots = static_cast<size_t>(n_layers) * ctx * n_kv_heads;
-  if (bits_ == 32) {
-    kf_ = ZeroedArray<float>(slots * head_dim);
-    vf_ = ZeroedArray<float>(slots * head_dim);
-    return;
-  }
-  vq_ = ZeroedArray<uint8_t>(slots * head_bytes_);
-  v_scale_ = ZeroedArray<uint16_t>(slots);
-  v_min_ = ZeroedArray<uint16_t>(slots);
-  if (k_group == 0) {
-    kq_ = ZeroedArray<uint8_t>(slots * head_bytes_);
-    k_scale_ = ZeroedArray<uint16_t>(slots);
-    k_min_ = ZeroedArray<uint16_t>(slots);
-    return;
-  }
+  layers_.resize(n_layers);
+  if (bits_ == 32 || k_group == 0) return;
   k_group_ = k_group;
   n_groups_ = ctx / k_group;
   group_bytes_ = static_cast<size_t>(head_dim) * k_group * bits_ / 8;
-  const size_t groups = static_cast<size_t>(n_layers) * n_kv_heads * n_groups_;
-  kg_codes_ = ZeroedArray<uint8_t>(groups * group_bytes_);
-  kg_scale_ = ZeroedArray<uint16_t>(groups * head_dim);
-  kg_min_ = ZeroedArray<uint16_t>(groups * head_dim);
   k_partial_.resize(static_cast<size_t>(n_layers) * k_group * n_kv_heads * head_dim);
   stored_.assign(n_layers, 0);
 }
 
+KvCache::Layer KvCache::make_layer(int positions) const {
+  Layer l;
+  l.positions = positions;
+  const size_t slots = static_cast<size_t>(n_kv_heads_) * positions;
+  constexpr Pages kHuge = Pages::kHuge;
+  if (bits_ == 32) {
+    l.kf = ZeroedArray<float>(slots * head_dim_, kHuge);
+    l.vf = ZeroedArray<float>(slots * head_dim_, kHuge);
+    return l;
+  }
+  l.vq = ZeroedArray<uint8_t>(slots * head_bytes_, kHuge);
+  l.v_scale = ZeroedArray<uint16_t>(slots, kHuge);
+  l.v_min = ZeroedArray<uint16_t>(slots, kHuge);
+  if (k_group_ == 0) {
+    l.kq = ZeroedArray<uint8_t>(slots * head_bytes_, kHuge);
+    l.k_scale = ZeroedArray<uint16_t>(slots, kHuge);
+    l.k_min = ZeroedArray<uint16_t>(slots, kHuge);
+    return l;
+  }
+  const size_t groups = static_cast<size_t>(n_kv_heads_) * (positions / k_group_);
+  l.kg_codes = ZeroedArray<uint8_t>(groups * group_bytes_, kHuge);
+  l.kg_scale = ZeroedArray<uint16_t>(groups * head_dim_, kHuge);
+  l.kg_min = ZeroedArray<uint16_t>(groups * head_dim_, kHuge);
+  return l;
+}
+
+void KvCache::reserve(int layer, int n) {
+  Layer& old = layers_[layer];
+  if (n <= old.positions) return;
+  if (n > ctx_)
+    throw Error("KV cache: position " + std::to_string(n - 1) + " is past the context of " +
+                std::to_string(ctx_), kExitInternal);
+  // Doubling keeps the copies to about one cache's worth in all; whole K groups.
+  const int unit = std::max(k_group_, 1);
+  int positions = std::max(old.positions, kFirstPositions);
+  while (positions < n) positions *= 2;
+  positions = std::min(ctx_, (positions + unit - 1) / unit * unit);
+  Layer grown = make_layer(positions);
+  // Each head's run of `from` elements per position (or group) to its new place.
+  const auto copy = [&](const auto& from, auto& to, size_t from_run, size_t to_run) {
+    if (from.size() == 0) return;
+    for (int h = 0; h < n_kv_heads_; ++h)
+      std::copy_n(from.data() + h * from_run, from_run, to.data() + h * to_run);
+  };
+  const size_t p0 = old.positions, p1 = positions;
+  copy(old.kf, grown.kf, p0 * head_dim_, p1 * head_dim_);
+  copy(old.vf, grown.vf, p0 * head_dim_, p1 * head_dim_);
+  copy(old.kq, grown.kq, p0 * head_bytes_, p1 * head_bytes_);
+  copy(old.vq, grown.vq, p0 * head_bytes_, p1 * head_bytes_);
+  for (auto a : {&Layer::k_scale, &Layer::k_min, &Layer::v_scale, &Layer::v_min})
+    copy(old.*a, grown.*a, p0, p1);
+  if (k_group_) {
+    const size_t g0 = p0 / k_group_, g1 = p1 / k_group_;
+    copy(old.kg_codes, grown.kg_codes, g0 * group_bytes_, g1 * group_bytes_);
+    copy(old.kg_scale, grown.kg_scale, g0 * head_dim_, g1 * head_dim_);
+    copy(old.kg_min, grown.kg_min, g0 * head_dim_, g1 * head_dim_);
+  }
+  old = std::move(grown);
+}
+
 size_t KvCache::slot(int layer, int head, int pos) const {
-  return (static_cast<size_t>(layer) * n_kv_heads_ + head) * ctx_ + pos;
+  return static_cast<size_t>(head) * layers_[layer].positions + pos;
 }
 
 size_t KvCache::group_index(int layer, int head, int group) const {
-  return (static_cast<size_t>(layer) * n_kv_heads_ + head) * n_groups_ + group;
+  return static_cast<size_t>(head) * (layers_[layer].positions / k_group_) + group;
 }
 
 void KvCache::store(int layer, int pos, const float* k, const float* v) {
+  reserve(layer, pos + 1);
+  Layer& l = layers_[layer];
   for (int h = 0; h < n_kv_heads_; ++h) {
     const size_t i = slot(layer, h, pos);
     if (bits_ == 32) {
-      std::copy(k + h * head_dim_, k + (h + 1) * head_dim_, kf_.begin() + i * head_dim_);
-      std::copy(v + h * head_dim_, v + (h + 1) * head_dim_, vf_.begin() + i * head_dim_);
+      std::copy(k + h * head_dim_, k + (h + 1) * head_dim_, l.kf.begin() + i * head_dim_);
+      std::copy(v + h * head_dim_, v + (h + 1) * head_dim_, l.vf.begin() + i * head_dim_);
       continue;
     }
-    quantize_vector(v + h * head_dim_, head_dim_, bits_, &vq_[i * head_bytes_], &v_scale_[i], &v_min_[i]);
+    quantize_vector(v + h * head_dim_, head_dim_, bits_, &l.vq[i * head_bytes_], &l.v_scale[i],
+                    &l.v_min[i]);
     if (!k_group_)
-      quantize_vector(k + h * head_dim_, head_dim_, bits_, &kq_[i * head_bytes_], &k_scale_[i], &k_min_[i]);
+      quantize_vector(k + h * head_dim_, head_dim_, bits_, &l.kq[i * head_bytes_],
+                      &l.k_scale[i], &l.k_min[i]);
   }
   if (k_group_) store_k_group(layer, pos, k);
 }
@@ -203,9 +250,10 @@ void KvCache::store_k_group(int layer, int pos, const float* k) {
   thread_local std::vector<float> channel_storage;
   uint8_t* channel_codes = scratch(code_storage, static_cast<size_t>(G));
   float* channels = scratch(channel_storage, static_cast<size_t>(head_dim_) * G);
+  Layer& l = layers_[layer];
   for (int h = 0; h < n_kv_heads_; ++h) {
     const size_t gi = group_index(layer, h, g);
-    uint8_t* codes = &kg_codes_[gi * group_bytes_];
+    uint8_t* codes = &l.kg_codes[gi * group_bytes_];
     std::fill(codes, codes + group_bytes_, 0);
     for (int p = 0; p < G; ++p)
       for (int c = 0; c < head_dim_; ++c)
@@ -215,7 +263,7 @@ void KvCache::store_k_group(int layer, int pos, const float* k) {
       // The full range: a channel's values over G positions have no outliers to clip the way
       // a token's values over its channels do (a clip search gained 0.03% ppl, clip 0.9 lost).
       const Range r = stored_range(clipped_range(x, G, bits_, 1.0f), bits_,
-                                   &kg_scale_[gi * head_dim_ + c], &kg_min_[gi * head_dim_ + c]);
+                                   &l.kg_scale[gi * head_dim_ + c], &l.kg_min[gi * head_dim_ + c]);
       codes_of(x, G, r, bits_, channel_codes);
       // Every position of a channel has the same slot but for 2 bytes per position.
       const KiviSlot at = kivi_slot(G, bits_, c, 0);
@@ -236,12 +284,13 @@ void KvCache::truncate(int layer, int pos) {
   if (!complete || kept == 0) return;  // the float rows of the group are still in place
   const size_t row_floats = static_cast<size_t>(n_kv_heads_) * head_dim_;
   float* partial = &k_partial_[static_cast<size_t>(layer) * G * row_floats];
+  const Layer& l = layers_[layer];
   for (int h = 0; h < n_kv_heads_; ++h) {
     const size_t gi = group_index(layer, h, g);
-    const uint8_t* codes = &kg_codes_[gi * group_bytes_];
+    const uint8_t* codes = &l.kg_codes[gi * group_bytes_];
     for (int c = 0; c < head_dim_; ++c) {
-      const Range r{f16_to_f32(kg_scale_[gi * head_dim_ + c]),
-                    f16_to_f32(kg_min_[gi * head_dim_ + c])};
+      const Range r{f16_to_f32(l.kg_scale[gi * head_dim_ + c]),
+                    f16_to_f32(l.kg_min[gi * head_dim_ + c])};
       float* x = partial + static_cast<size_t>(h) * head_dim_ + c;
       for (int p = 0; p < kept; ++p)
         x[p * row_floats] = r.scale * kivi_code(codes, G, bits_, c, p) + r.min;
@@ -256,25 +305,26 @@ void KvCache::attend(int layer, int kv_head, const float* q, int n_q, int n_pos,
       attend_float(layer, kv_head, q + h * head_dim_, n_pos, scores, out + h * head_dim_);
     return;
   }
+  const Layer& l = layers_[layer];
   const size_t i = slot(layer, kv_head, 0);
   KvView kv;
   kv.head_dim = head_dim_;
   kv.bits = bits_;
-  kv.v_codes = &vq_[i * head_bytes_];
-  kv.v_scale = &v_scale_[i];
-  kv.v_min = &v_min_[i];
+  kv.v_codes = &l.vq[i * head_bytes_];
+  kv.v_scale = &l.v_scale[i];
+  kv.v_min = &l.v_min[i];
   if (!k_group_) {
-    kv.k_codes = &kq_[i * head_bytes_];
-    kv.k_scale = &k_scale_[i];
-    kv.k_min = &k_min_[i];
+    kv.k_codes = &l.kq[i * head_bytes_];
+    kv.k_scale = &l.k_scale[i];
+    kv.k_min = &l.k_min[i];
   } else {
     const int G = k_group_, g = n_pos / G;
     const size_t gi = group_index(layer, kv_head, 0);
     const size_t row_floats = static_cast<size_t>(n_kv_heads_) * head_dim_;
     kv.k_group = G;
-    kv.k_group_codes = kg_codes_.data() + gi * group_bytes_;
-    kv.k_group_scale = kg_scale_.data() + gi * head_dim_;
-    kv.k_group_min = kg_min_.data() + gi * head_dim_;
+    kv.k_group_codes = l.kg_codes.data() + gi * group_bytes_;
+    kv.k_group_scale = l.kg_scale.data() + gi * head_dim_;
+    kv.k_group_min = l.kg_min.data() + gi * head_dim_;
     kv.k_float_stride = row_floats;
     // The positions after the last complete group: the layer's newest group, or one that
     // filled later in this block.
@@ -295,8 +345,8 @@ void KvCache::attend_float(int layer, int kv_head, const float* q, int n_pos, fl
                            float* out) const {
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim_));
   const size_t base = slot(layer, kv_head, 0) * head_dim_;
-  const float* k = &kf_[base];
-  const float* v = &vf_[base];
+  const float* k = &layers_[layer].kf[base];
+  const float* v = &layers_[layer].vf[base];
   for (int t = 0; t < n_pos; ++t) {
     float dot = 0.0f;
     for (int i = 0; i < head_dim_; ++i) dot += q[i] * k[t * head_dim_ + i];

@@ -41,27 +41,38 @@ class KvCache {
               float* out) const;
 
  private:
-  // Index of (layer, head, pos): each head's positions are contiguous, so attention streams
-  // them (a stride of all heads cost a page per few positions at 7B shapes).
+  // One layer's storage, with room for `positions` positions per head. Each head's positions
+  // are contiguous, so attention streams them (a stride of all heads cost a page per few
+  // positions at 7B shapes). The arrays ask for 2 MB pages (ZeroedArray), which a short prompt
+  // would materialize whole at the full context's size, so a layer starts with room for
+  // kFirstPositions and doubles as it fills.
+  struct Layer {
+    int positions = 0;
+    ZeroedArray<float> kf, vf;                             // float storage: [head][pos][head_dim]
+    ZeroedArray<uint8_t> kq, vq;                           // codes: [head][pos][head_bytes]
+    ZeroedArray<uint16_t> k_scale, k_min, v_scale, v_min;  // f16, [head][pos]
+    ZeroedArray<uint8_t> kg_codes;             // K groups: [head][group][channel][G · bits / 8]
+    ZeroedArray<uint16_t> kg_scale, kg_min;    // f16, [head][group][channel]
+  };
+  static constexpr int kFirstPositions = 256;
+  // Room for positions [0, n) in layer: a larger Layer, the stored positions copied over.
+  void reserve(int layer, int n);
+  Layer make_layer(int positions) const;
+  // Index of (head, pos) and of (head, group, channel 0) within a layer's arrays.
   size_t slot(int layer, int head, int pos) const;
+  size_t group_index(int layer, int head, int group) const;
   void attend_float(int layer, int kv_head, const float* q, int n_pos, float* scores,
                     float* out) const;
   void store_k_group(int layer, int pos, const float* k);
   void truncate(int layer, int pos);
-  size_t group_index(int layer, int head, int group) const;  // (layer, head, group, channel 0)
 
   int ctx_, n_kv_heads_, head_dim_, bits_;
   size_t head_bytes_;  // bytes of one quantized head vector
-  // Sized for every position of the context; a page is only materialized when first used.
-  ZeroedArray<float> kf_, vf_;           // float storage: [layer][head][pos][head_dim]
-  ZeroedArray<uint8_t> kq_, vq_;         // code storage:  [layer][head][pos][head_bytes]
-  ZeroedArray<uint16_t> k_scale_, k_min_, v_scale_, v_min_;  // f16, [layer][head][pos]
+  std::vector<Layer> layers_;
 
   // The K groups (k_group_ > 0).
-  int k_group_ = 0, n_groups_ = 0;
+  int k_group_ = 0, n_groups_ = 0;       // n_groups_: the complete groups that fit in ctx
   size_t group_bytes_ = 0;               // codes of one (head, group): head_dim · G · bits / 8
-  ZeroedArray<uint8_t> kg_codes_;        // [layer][head][group][channel][G · bits / 8]
-  ZeroedArray<uint16_t> kg_scale_, kg_min_;  // f16, [layer][head][group][channel]
   // Each layer's newest group in float, one row per position as the model writes them (by
   // channel, each row went to a cache line per channel): [layer][G][head][head_dim].
   std::vector<float> k_partial_;
