@@ -41,6 +41,14 @@ std::vector<float> constant_rows(int n, std::mt19937& rng) {
   return x;
 }
 
+// A query of one head, small so that no one position takes all the weight.
+std::vector<float> small_query(std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  std::vector<float> q(kHeadDim);
+  for (float& f : q) f = normal(rng);
+  return q;
+}
+
 // The attention output of (layer, head 1) for a query at every n_pos in [first, last].
 std::vector<float> attend_all(const KvCache& cache, int layer, const float* q, int first, int last) {
   std::vector<float> out, scores(cache.ctx()), o(kHeadDim);
@@ -96,10 +104,7 @@ TEST_CASE("kv cache: KIVI attention is the same after a block of stores as after
 TEST_CASE("kv cache: KIVI attention approximates float attention better than per-token K") {
   std::mt19937 rng(6);
   const int n = 100;
-  const auto k = random_rows(n, rng), v = constant_rows(n, rng);
-  std::vector<float> q(kHeadDim);  // small, so no one position takes all the weight
-  std::normal_distribution<float> normal(0.0f, 0.1f);
-  for (float& f : q) f = normal(rng);
+  const auto k = random_rows(n, rng), v = constant_rows(n, rng), q = small_query(rng);
   const size_t row = kHeads * kHeadDim;
   auto run = [&](int bits, int G) {
     KvCache cache(1, n, kHeads, kHeadDim, bits, G);
@@ -122,10 +127,7 @@ TEST_CASE("kv cache: a layer's storage grows as positions arrive and keeps what 
   // attention over the first positions must not change when the storage under them moves.
   std::mt19937 rng(9);
   const int ctx = 1000;
-  const auto k = random_rows(ctx, rng), v = random_rows(ctx, rng);
-  std::vector<float> q(kHeadDim);  // small, so every position has a weight that shows
-  std::normal_distribution<float> normal(0.0f, 0.1f);
-  for (float& f : q) f = normal(rng);
+  const auto k = random_rows(ctx, rng), v = random_rows(ctx, rng), q = small_query(rng);
   const size_t row = kHeads * kHeadDim;
   // Over the first 48, 96, 144 and 192 positions: whole groups of every size below (a KIVI
   // cache keeps float rows only for its newest group).
