@@ -5,7 +5,6 @@
 #include <string>
 
 #include "engine/error.h"
-#include "engine/import/dtype.h"
 #include "engine/kernels/kernels.h"
 #include "engine/ops.h"
 #include "engine/scratch.h"
@@ -67,34 +66,16 @@ void codes_of(const float* x, int n, Range r, int bits, uint8_t* codes) {
   for (int i = n4; i < n; ++i) codes[i] = static_cast<uint8_t>(code(x[i]));
 }
 
-// The least f16 at or above x > 0 (x at most 65504).
-uint16_t f16_at_least(float x) {
-  const uint16_t h = f32_to_f16(x);
-  return f16_to_f32(h) >= x ? h : h + 1;
-}
-
-// r as the cache stores it, in f16 (*scale, *min): the minimum rounded to the nearest, then the
-// scale up, so that min + levels·scale still reaches r's top; returns their values.
-Range stored_range(Range r, int bits, uint16_t* scale, uint16_t* min) {
-  constexpr float kF16Max = 65504.0f;
-  const float levels = static_cast<float>((1 << bits) - 1);
-  const float top = r.min + levels * r.scale;
-  *min = f32_to_f16(std::clamp(r.min, -kF16Max, kF16Max));
-  const float low = f16_to_f32(*min);
-  // At least the smallest positive f16: the codes divide by it.
-  *scale = f16_at_least(std::clamp((top - low) / levels, 6e-8f, kF16Max));
-  return {f16_to_f32(*scale), low};
-}
-
 // 4-bit codes lose too much at the extremes of a 16-level range; a 0.9 clip (METHODS.md §1)
 // trades a little saturation for finer steps. 8-bit keeps the full range.
 float clip_for(int bits) { return bits == 4 ? 0.9f : 1.0f; }
 
 // Asymmetric per-vector quantization: x ≈ scale·code + min; at 4 bits x[2i] in the low nibble
 // of codes[i], x[2i + 1] in the high one.
-void quantize_vector(const float* x, int n, int bits, uint8_t* codes, uint16_t* scale,
-                     uint16_t* min) {
-  const Range r = stored_range(clipped_range(x, n, bits, clip_for(bits)), bits, scale, min);
+void quantize_vector(const float* x, int n, int bits, uint8_t* codes, float* scale, float* min) {
+  const Range r = clipped_range(x, n, bits, clip_for(bits));
+  *scale = r.scale;
+  *min = r.min;
   if (bits == 8) return codes_of(x, n, r, bits, codes);
   thread_local std::vector<uint8_t> storage;
   uint8_t* c = scratch(storage, n + 1);
@@ -151,18 +132,18 @@ KvCache::Layer KvCache::make_layer(int positions) const {
     return l;
   }
   l.vq = ZeroedArray<uint8_t>(slots * head_bytes_, kHuge);
-  l.v_scale = ZeroedArray<uint16_t>(slots, kHuge);
-  l.v_min = ZeroedArray<uint16_t>(slots, kHuge);
+  l.v_scale = ZeroedArray<float>(slots, kHuge);
+  l.v_min = ZeroedArray<float>(slots, kHuge);
   if (k_group_ == 0) {
     l.kq = ZeroedArray<uint8_t>(slots * head_bytes_, kHuge);
-    l.k_scale = ZeroedArray<uint16_t>(slots, kHuge);
-    l.k_min = ZeroedArray<uint16_t>(slots, kHuge);
+    l.k_scale = ZeroedArray<float>(slots, kHuge);
+    l.k_min = ZeroedArray<float>(slots, kHuge);
     return l;
   }
   const size_t groups = static_cast<size_t>(n_kv_heads_) * (positions / k_group_);
   l.kg_codes = ZeroedArray<uint8_t>(groups * group_bytes_, kHuge);
-  l.kg_scale = ZeroedArray<uint16_t>(groups * head_dim_, kHuge);
-  l.kg_min = ZeroedArray<uint16_t>(groups * head_dim_, kHuge);
+  l.kg_scale = ZeroedArray<float>(groups * head_dim_, kHuge);
+  l.kg_min = ZeroedArray<float>(groups * head_dim_, kHuge);
   return l;
 }
 
@@ -262,8 +243,9 @@ void KvCache::store_k_group(int layer, int pos, const float* k) {
       const float* x = channels + c * G;
       // The full range: a channel's values over G positions have no outliers to clip the way
       // a token's values over its channels do (a clip search gained 0.03% ppl, clip 0.9 lost).
-      const Range r = stored_range(clipped_range(x, G, bits_, 1.0f), bits_,
-                                   &l.kg_scale[gi * head_dim_ + c], &l.kg_min[gi * head_dim_ + c]);
+      const Range r = clipped_range(x, G, bits_, 1.0f);
+      l.kg_scale[gi * head_dim_ + c] = r.scale;
+      l.kg_min[gi * head_dim_ + c] = r.min;
       codes_of(x, G, r, bits_, channel_codes);
       // Every position of a channel has the same slot but for 2 bytes per position.
       const KiviSlot at = kivi_slot(G, bits_, c, 0);
@@ -289,8 +271,7 @@ void KvCache::truncate(int layer, int pos) {
     const size_t gi = group_index(layer, h, g);
     const uint8_t* codes = &l.kg_codes[gi * group_bytes_];
     for (int c = 0; c < head_dim_; ++c) {
-      const Range r{f16_to_f32(l.kg_scale[gi * head_dim_ + c]),
-                    f16_to_f32(l.kg_min[gi * head_dim_ + c])};
+      const Range r{l.kg_scale[gi * head_dim_ + c], l.kg_min[gi * head_dim_ + c]};
       float* x = partial + static_cast<size_t>(h) * head_dim_ + c;
       for (int p = 0; p < kept; ++p)
         x[p * row_floats] = r.scale * kivi_code(codes, G, bits_, c, p) + r.min;

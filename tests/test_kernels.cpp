@@ -12,7 +12,6 @@
 #include <utility>
 
 #include "engine/format/rotor_format.h"
-#include "engine/import/dtype.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/pack.h"
@@ -22,17 +21,6 @@ using namespace rotor;
 namespace fmt = rotor::format;
 
 namespace {
-
-// x rounded in place to f16 values, whose bits it returns: a quantized cache keeps its scales and
-// minimums in f16 (KvView), and the references then compute with exactly those values.
-std::vector<uint16_t> as_f16(std::vector<float>& x) {
-  std::vector<uint16_t> bits(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    bits[i] = f32_to_f16(x[i]);
-    x[i] = f16_to_f32(bits[i]);
-  }
-  return bits;
-}
 
 struct RandomMatrix {
   std::vector<int8_t> signed_codes;
@@ -306,7 +294,7 @@ std::vector<double> v_rounding_bound(const KvView& kv, const float* q, int n_pos
   for (int t = 0; t < n_pos; ++t) {
     const float e = std::exp(scores[t] - top);
     sum += e;
-    w[t] = e * f16_to_f32(kv.v_scale[t]);
+    w[t] = e * kv.v_scale[t];
   }
   for (int c = 0; c < static_cast<int>(steps.size()); ++c)
     steps[c] = v_step(*std::max_element(w.begin() + c * kVChunk,
@@ -367,8 +355,7 @@ TEST_CASE("kernels: attention over a quantized cache matches the scalar referenc
           CAPTURE(n_q);
           q.resize(static_cast<size_t>(n_q) * hd);
           for (float& f : q) f = normal(rng);
-          const auto ks16 = as_f16(ks), km16 = as_f16(km), vs16 = as_f16(vs), vm16 = as_f16(vm);
-          KvView kv{hd, bits, k.data(), ks16.data(), km16.data(), v.data(), vs16.data(), vm16.data()};
+          KvView kv{hd, bits, k.data(), ks.data(), km.data(), v.data(), vs.data(), vm.data()};
           for (Isa isa : isas) {
             CAPTURE(isa_name(isa));
             check_attend_heads(kernels_for(isa), kv, q, n_q, n_pos);
@@ -432,9 +419,7 @@ TEST_CASE("kernels: attention stays within the V weights' rounding of exact sums
           vm[t] = normal(rng);
         }
         for (float& f : q) f = normal(rng);
-        const auto ks16 = as_f16(ks), km16 = as_f16(km), vs16 = as_f16(vs), vm16 = as_f16(vm);
-        const KvView kv{hd, bits, k.data(), ks16.data(), km16.data(), v.data(), vs16.data(),
-                        vm16.data()};
+        const KvView kv{hd, bits, k.data(), ks.data(), km.data(), v.data(), vs.data(), vm.data()};
         // The exact sums over the scalar K scores, in double.
         std::vector<float> scores(n_pos);
         token_scores_scalar(kv, q.data(), 1, n_pos, scores.data());
@@ -467,8 +452,7 @@ namespace {
 // K per channel over groups (KIVI) and V per token, all random; modes make it adversarial.
 struct KiviCase {
   std::vector<uint8_t> k_codes, v_codes;
-  std::vector<float> k_scale, k_min, k_float, v_scale, v_min;  // f16 values, as floats
-  std::vector<uint16_t> k_scale16, k_min16, v_scale16, v_min16;
+  std::vector<float> k_scale, k_min, k_float, v_scale, v_min;
   KvView kv;
 
   // mode 0: random; 1: every channel constant (all codes 0 in even groups, the maximum in odd
@@ -501,19 +485,15 @@ struct KiviCase {
       v_scale[t] = 0.01f + std::fabs(normal(rng)) * 0.05f;
       v_min[t] = normal(rng);
     }
-    k_scale16 = as_f16(k_scale);
-    k_min16 = as_f16(k_min);
-    v_scale16 = as_f16(v_scale);
-    v_min16 = as_f16(v_min);
     kv.head_dim = hd;
     kv.bits = bits;
     kv.v_codes = v_codes.data();
-    kv.v_scale = v_scale16.data();
-    kv.v_min = v_min16.data();
+    kv.v_scale = v_scale.data();
+    kv.v_min = v_min.data();
     kv.k_group = G;
     kv.k_group_codes = k_codes.data();
-    kv.k_group_scale = k_scale16.data();
-    kv.k_group_min = k_min16.data();
+    kv.k_group_scale = k_scale.data();
+    kv.k_group_min = k_min.data();
     kv.k_float = k_float.data();
     kv.k_float_stride = hd + 3;
   }
@@ -609,8 +589,7 @@ TEST_CASE("kernels: per-token K scores match q·k of the dequantized rows") {
           std::vector<float> q(static_cast<size_t>(n_q) * hd);
           for (size_t i = 0; i < q.size(); ++i)
             q[i] = mode == 1 ? 1.0f : (mode == 2 && i % hd == 1 ? 1e4f : 1.0f) * normal(rng);
-          const auto ks16 = as_f16(ks), km16 = as_f16(km);
-          const KvView kv{hd, bits, k.data(), ks16.data(), km16.data()};
+          const KvView kv{hd, bits, k.data(), ks.data(), km.data()};
           std::vector<float> got(static_cast<size_t>(n_q) * n_pos), reference;
           for (const auto& [name, scores] : versions) {
             CAPTURE(name);

@@ -12,8 +12,7 @@
 // a·b + c, exp; reduce_add, reduce_max over the lanes; first(n), the first n lanes (none for
 // n ≤ 0, all for n ≥ W); load_part (other lanes 0), store_part, keep (other lanes 0),
 // max_part(acc, p, m) (other lanes keep acc): the masked forms touch no memory outside the
-// mask; load_f16_part(p, n), W f16 values as floats, only the first n read when n < W (the rest
-// 0); widen(p, n): W code bytes from p as int32 lanes, only the first n read when n < W (the
+// mask; widen(p, n): W code bytes from p as int32 lanes, only the first n read when n < W (the
 // rest 0); to_float, low_nibbles, high_nibbles on those; index(p), W int32 lanes from aligned
 // p, and permute(v, index); token_scores and kivi_scores, the ISA's versions (kv_kernels.h).
 // With kByteDots: using I; zero_bytes; row_bytes(p, n), 4W bytes (the first n when n < 4W,
@@ -271,8 +270,7 @@ void softmax_weights(const KvView& kv, float* scores, int n_pos, float* inv_sum,
   const int chunks = v_chunks(n_pos);
   for (int t = 0; t < n_pos; t += S::W) {
     const auto m = S::first(n_pos - t);
-    const V v_min = S::load_f16_part(kv.v_min + t, n_pos - t);
-    const V v_scale = S::load_f16_part(kv.v_scale + t, n_pos - t);
+    const V v_min = S::load_part(kv.v_min + t, m), v_scale = S::load_part(kv.v_scale + t, m);
     unrolled<H>([&](auto h) {
       float* s = scores + h * n_pos + t;
       const V e = S::keep(S::exp(S::sub(S::load_part(s, m), top[h])), m);

@@ -275,12 +275,6 @@ struct Avx2 {
   static float reduce_max(V v) { return max8(v); }
   static Mask first(int n) { return first8(n); }
   static V load_part(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
-  static V load_f16_part(const uint16_t* p, int n) {
-    if (n >= W) return load_f16(p);
-    uint16_t part[W] = {};  // AVX2 has no masked 16-bit loads
-    std::copy_n(p, std::max(n, 0), part);
-    return load_f16(part);
-  }
   static void store_part(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
   static V keep(V v, Mask m) { return _mm256_and_ps(v, _mm256_castsi256_ps(m)); }
   static V max_part(V acc, const float* p, Mask m) {
@@ -362,13 +356,9 @@ uint64_t byte_total_avx2(const uint8_t* p, size_t n) {
   return lanes[0] + lanes[1] + lanes[2] + lanes[3] + byte_total_scalar(p + i, n - i);
 }
 
-void f16_to_f32_avx2(const uint16_t* h, size_t n, float* out) {
-  f16_to_f32_simd<Avx2>(h, n, out);
-}
-
 const KernelTable kAvx2Kernels = {"avx2", block_dots_avx2, quantize_acts_avx2, attend_avx2,
                                    hadamard_avx2, byte_total_avx2, swiglu_avx2,
-                                   vecmat_f16_simd<Avx2>, f16_to_f32_avx2,
+                                   vecmat_f16_simd<Avx2>, f16_to_f32_simd<Avx2>,
                                    checksum_lanes_scalar};  // AVX2 has no 64-bit multiply
 
 }  // namespace rotor

@@ -599,9 +599,6 @@ struct Avx512 {
   static float reduce_max(V v) { return _mm512_reduce_max_ps(v); }
   static Mask first(int n) { return first16(n); }
   static V load_part(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
-  static V load_f16_part(const uint16_t* p, int n) {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first(n), p));
-  }
   static void store_part(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
   static V keep(V v, Mask m) { return _mm512_maskz_mov_ps(m, v); }
   static V max_part(V acc, const float* p, Mask m) {
@@ -733,13 +730,9 @@ void checksum_lanes_avx512(const uint8_t* const* p, int n, size_t bytes, uint64_
 }
 }  // namespace
 
-void f16_to_f32_avx512(const uint16_t* h, size_t n, float* out) {
-  f16_to_f32_simd<Avx512>(h, n, out);
-}
-
 const KernelTable kAvx512Kernels = {"avx512", block_dots_avx512, quantize_acts_avx512,
                                     attend_avx512, hadamard_avx512, byte_total_avx512,
                                     swiglu_avx512, vecmat_f16_simd<Avx512>,
-                                    f16_to_f32_avx512, checksum_lanes_avx512};
+                                    f16_to_f32_simd<Avx512>, checksum_lanes_avx512};
 
 }  // namespace rotor

@@ -84,15 +84,13 @@ struct KvView {
   int head_dim = 0;
   int bits = 8;                // 4 or 8
   // Each array holds the positions one after the other: codes head_bytes() apart, scales and
-  // minimums one f16 (IEEE binary16 bits) apart. f16 rather than f32: at head size 128 and 4
-  // bits a KIVI position's K and V take 168 bytes with f32 scales and minimums, 148 with f16,
-  // and attention over a long cache runs at the speed memory delivers them.
+  // minimums one float apart.
   const uint8_t* k_codes = nullptr;
-  const uint16_t* k_scale = nullptr;
-  const uint16_t* k_min = nullptr;
+  const float* k_scale = nullptr;
+  const float* k_min = nullptr;
   const uint8_t* v_codes = nullptr;
-  const uint16_t* v_scale = nullptr;
-  const uint16_t* v_min = nullptr;
+  const float* v_scale = nullptr;
+  const float* v_min = nullptr;
   // k_group > 0: K is stored per channel over groups of k_group positions instead (KIVI,
   // kv_kernels.h); positions [0, n_pos / k_group · k_group) are in complete groups, the rest
   // are in float (k_float), and k_codes, k_scale and k_min are unused.
@@ -103,8 +101,8 @@ struct KvView {
   // kernels multiply them by q' with integer pair dots. k = k_group_scale·code + k_group_min,
   // both at [g·head_dim + c].
   const uint8_t* k_group_codes = nullptr;
-  const uint16_t* k_group_scale = nullptr;  // f16, as above
-  const uint16_t* k_group_min = nullptr;
+  const float* k_group_scale = nullptr;
+  const float* k_group_min = nullptr;
   // The positions from first = n_pos / k_group · k_group on, in float, one row per position
   // as the model wrote it: position first + p, channel c at k_float[p·k_float_stride + c].
   const float* k_float = nullptr;
@@ -244,12 +242,7 @@ void hadamard_neon(const HadamardPlan& p, float* x, int rows, size_t stride);
 uint64_t byte_total_scalar(const uint8_t* p, size_t n);
 void vecmat_f16_scalar(const float* x, size_t xs, int n_tokens, const uint16_t* m, int rows,
                        int cols, size_t ld, float* y, size_t ys);
-// Each ISA's f16 widening (its table's f16_to_f32), also called by its K kernels for a KIVI
-// group's scales and minimums.
 void f16_to_f32_scalar(const uint16_t* h, size_t n, float* out);
-void f16_to_f32_avx2(const uint16_t* h, size_t n, float* out);
-void f16_to_f32_avx512(const uint16_t* h, size_t n, float* out);
-void f16_to_f32_neon(const uint16_t* h, size_t n, float* out);
 void checksum_lanes_scalar(const uint8_t* const* p, int n, size_t bytes, uint64_t* lanes);
 
 }  // namespace rotor

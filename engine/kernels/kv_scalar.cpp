@@ -1,5 +1,4 @@
 // The scalar references of the K scores (kv_kernels.h).
-#include "engine/import/dtype.h"
 #include "engine/kernels/kivi_walk.h"
 #include "engine/kernels/token_walk.h"
 
@@ -26,8 +25,7 @@ void token_dots_scalar(const KvView& kv, const int16_t* qi, const float* steps,
       const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * kv.head_bytes();
       int32_t dot = 0;
       for (int c = 0; c < hd; ++c) dot += qi[c] * row_code(k, kv.bits, c);
-      scores[t] = f16_to_f32(kv.k_scale[t]) * (steps[h] * static_cast<float>(dot)) +
-                  f16_to_f32(kv.k_min[t]) * sums[h];
+      scores[t] = kv.k_scale[t] * (steps[h] * static_cast<float>(dot)) + kv.k_min[t] * sums[h];
     }
 }
 }  // namespace
@@ -37,7 +35,7 @@ void token_scores_scalar(const KvView& kv, const float* q, int n_q, int n_pos, f
 }
 
 void kivi_scores_scalar(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
-  kivi_walk(kv, q, n_q, n_pos, scores, group_scores_scalar, f16_to_f32_scalar);
+  kivi_walk(kv, q, n_q, n_pos, scores, group_scores_scalar);
 }
 
 }  // namespace rotor

@@ -448,14 +448,6 @@ inline uint8x8_t load_codes8(const uint8_t* codes, int i, int bits) {
   return vzip1_u8(vand_u8(b, vdup_n_u8(0x0F)), vshr_n_u8(b, 4));
 }
 
-// f16 values (a cache row's scale and minimum) as floats.
-inline float32x4_t f16_values(const uint16_t* p) {
-  return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
-}
-inline float f16_value(uint16_t h) {
-  return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
-}
-
 inline float32x4_t widen_lo(uint16x8_t v) { return vcvtq_f32_u32(vmovl_u16(vget_low_u16(v))); }
 inline float32x4_t widen_hi(uint16x8_t v) { return vcvtq_f32_u32(vmovl_high_u16(v)); }
 
@@ -489,8 +481,7 @@ void token_dots_neon(const KvView& kv, const int16_t* qi, const float* steps, co
       }
       int32_t dot = vaddvq_s32(vaddq_s32(vaddq_s32(a0, a1), vaddq_s32(a2, a3)));
       for (; i < hd; ++i) dot += qi[i] * row_code(k, bits, i);
-      scores[t] = f16_value(kv.k_scale[t]) * (steps[h] * static_cast<float>(dot)) +
-                  f16_value(kv.k_min[t]) * sums[h];
+      scores[t] = kv.k_scale[t] * (steps[h] * static_cast<float>(dot)) + kv.k_min[t] * sums[h];
     }
 }
 // Softmax and the V sum of one head whose K scores are in scores (scratch after).
@@ -504,14 +495,14 @@ void attend_head_neon(const KvView& kv, float* scores, int n_pos, float* out) {
   int u = 0;
   for (; u + 4 <= n_pos; u += 4) {
     const float32x4_t prob = vmulq_n_f32(vld1q_f32(scores + u), inv_sum);
-    mins = vfmaq_f32(mins, prob, f16_values(kv.v_min + u));
-    vst1q_f32(scores + u, vmulq_f32(prob, f16_values(kv.v_scale + u)));
+    mins = vfmaq_f32(mins, prob, vld1q_f32(kv.v_min + u));
+    vst1q_f32(scores + u, vmulq_f32(prob, vld1q_f32(kv.v_scale + u)));
   }
   float min_term = vaddvq_f32(mins);
   for (; u < n_pos; ++u) {
     const float prob = scores[u] * inv_sum;
-    min_term += prob * f16_value(kv.v_min[u]);
-    scores[u] = prob * f16_value(kv.v_scale[u]);
+    min_term += prob * kv.v_min[u];
+    scores[u] = prob * kv.v_scale[u];
   }
 
   // out in tiles of 16 (then 8) elements held in registers across all positions.
@@ -621,7 +612,7 @@ struct NeonF16 {
   static V load(const float* p) { return vld1q_f32(p); }
   static void store(float* p, V v) { vst1q_f32(p, v); }
   static V fma(V a, V b, V c) { return vfmaq_f32(c, a, b); }
-  static V load_f16(const uint16_t* p) { return f16_values(p); }
+  static V load_f16(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
 };
 
 }  // namespace
@@ -644,13 +635,9 @@ uint64_t byte_total_neon(const uint8_t* p, size_t n) {
   return vgetq_lane_u64(total, 0) + vgetq_lane_u64(total, 1) + byte_total_scalar(p + i, n - i);
 }
 
-void f16_to_f32_neon(const uint16_t* h, size_t n, float* out) {
-  f16_to_f32_simd<NeonF16>(h, n, out);
-}
-
 const KernelTable kNeonKernels = {"neon", block_dots_neon, quantize_acts_neon, attend_neon,
                                    hadamard_neon, byte_total_neon, swiglu_neon,
-                                   vecmat_f16_simd<NeonF16>, f16_to_f32_neon,
+                                   vecmat_f16_simd<NeonF16>, f16_to_f32_simd<NeonF16>,
                                    checksum_lanes_scalar};  // NEON has no 64-bit multiply
 
 }  // namespace rotor
