@@ -44,11 +44,11 @@ class KvCache {
   // kFirstPositions and doubles as it fills.
   struct Layer {
     int positions = 0;
-    ZeroedArray<float> kf, vf;                             // float storage: [head][pos][head_dim]
-    ZeroedArray<uint8_t> kq, vq;                           // codes: [head][pos][head_bytes]
-    ZeroedArray<float> k_scale, k_min, v_scale, v_min;    // [head][pos]
-    ZeroedArray<uint8_t> kg_codes;             // K groups: [head][group][channel][G · bits / 8]
-    ZeroedArray<float> kg_scale, kg_min;       // [head][group][channel]
+    ZeroedArray<float> kf, vf;                          // floats: [head][pos][head_dim]
+    ZeroedArray<uint8_t> kq, vq;                        // codes: [head][pos][head_bytes]
+    ZeroedArray<float> k_scale, k_min, v_scale, v_min;  // [head][pos]
+    ZeroedArray<uint8_t> kg_codes;  // K groups: [head][group][channel][G · bits / 8]
+    ZeroedArray<float> kg_scale, kg_min;                // [head][group][channel]
   };
   static constexpr int kFirstPositions = 256;
   // Room for positions [0, n) in layer: a larger Layer, the stored positions copied over.

@@ -7,7 +7,8 @@
 //
 // With Pages::kHuge the array is mapped on its own and the kernel asked (a hint) to back it with
 // 2 MB pages as it is touched: a long KV cache is walked every token, and on 4 KB pages the
-// walk's TLB misses (costly under a hypervisor's nested paging) slowed it by up to a quarter.
+// walk took 9–36% longer here (TLB misses, costly under a hypervisor's nested paging;
+// docs/BENCHMARKS.md).
 #pragma once
 #include <sys/mman.h>
 
