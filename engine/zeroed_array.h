@@ -5,14 +5,16 @@
 // them up front took ~0.6 s before a short prompt's first token; now a prompt pays for the
 // positions it uses.
 //
-// With Pages::kHuge the array is mapped on its own and the kernel asked (a hint) to back it with
-// 2 MB pages as it is touched: a long KV cache is walked every token, and on 4 KB pages the
+// With Pages::kHuge the array is mapped on its own, from a 2 MB boundary, and the kernel asked
+// (a hint) to back it with 2 MB pages as it is touched: a long KV cache is walked every token, and on 4 KB pages the
 // walk took 9–36% longer here (TLB misses, costly under a hypervisor's nested paging;
 // docs/BENCHMARKS.md).
 #pragma once
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <type_traits>
@@ -36,13 +38,24 @@ class ZeroedArray {
       if (!data_) throw std::bad_alloc();
       return;
     }
-    void* p = ::mmap(nullptr, n * sizeof(T), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
+    // Mapped 2 MB over and trimmed to start on a 2 MB boundary: the kernel only backs whole
+    // aligned 2 MB ranges with 2 MB pages.
+    constexpr size_t kHugePage = size_t{2} << 20;
+    const size_t bytes = n * sizeof(T);
+    void* p = ::mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
+    char* const base = static_cast<char*>(p);
+    char* const start =
+        base + (kHugePage - reinterpret_cast<uintptr_t>(base) % kHugePage) % kHugePage;
+    if (start > base) ::munmap(base, start - base);
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));  // munmap takes whole pages
+    const size_t kept = (bytes + page - 1) / page * page;
+    ::munmap(start + kept, (base + bytes + kHugePage) - (start + kept));
 #ifdef MADV_HUGEPAGE  // Linux
-    ::madvise(p, n * sizeof(T), MADV_HUGEPAGE);
+    ::madvise(start, bytes, MADV_HUGEPAGE);
 #endif
-    data_ = static_cast<T*>(p);
+    data_ = reinterpret_cast<T*>(start);
   }
   ZeroedArray(ZeroedArray&& o) noexcept
       : data_(std::exchange(o.data_, nullptr)),

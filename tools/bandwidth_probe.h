@@ -5,7 +5,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <memory>
+
+#include "engine/zeroed_array.h"
 
 namespace rotor {
 
@@ -24,7 +25,7 @@ class BandwidthProbe {
  private:
   int threads_;
   size_t bytes_;
-  std::unique_ptr<uint8_t, void (*)(void*)> buf_;  // from aligned_alloc
+  ZeroedArray<uint8_t> buf_;  // in Pages::kHuge
 };
 
 }  // namespace rotor
