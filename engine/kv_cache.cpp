@@ -147,11 +147,15 @@ KvCache::Layer KvCache::make_layer(int positions) const {
   return l;
 }
 
+void KvCache::reserve(int n) {
+  for (int layer = 0; layer < static_cast<int>(layers_.size()); ++layer) reserve(layer, n);
+}
+
 void KvCache::reserve(int layer, int n) {
   Layer& old = layers_[layer];
   if (n <= old.positions) return;
   if (n > ctx_)
-    throw Error("KV cache: position " + std::to_string(n - 1) + " is past the context of " +
+    throw Error("KV cache: room for " + std::to_string(n) + " positions is past the context of " +
                 std::to_string(ctx_), kExitInternal);
   // Doubling keeps the copies to about one cache's worth in all; whole K groups.
   const int unit = std::max(k_group_, 1);
@@ -190,7 +194,15 @@ size_t KvCache::group_index(int layer, int head, int group) const {
 }
 
 void KvCache::store(int layer, int pos, const float* k, const float* v) {
-  reserve(layer, pos + 1);
+  if (pos >= ctx_)
+    throw Error("KV cache: position " + std::to_string(pos) + " is past the context of " +
+                std::to_string(ctx_), kExitInternal);
+  // Layer l of L doubles once a store reaches l / 2L of its room before the end, so each
+  // layer's new pages come at a different token (a lead under half the room: one doubling
+  // still covers it).
+  const int64_t lead = int64_t{layers_[layer].positions} * layer /
+                       (2 * static_cast<int64_t>(layers_.size()));
+  reserve(layer, static_cast<int>(std::min<int64_t>(ctx_, pos + 1 + lead)));
   Layer& l = layers_[layer];
   for (int h = 0; h < n_kv_heads_; ++h) {
     const size_t i = slot(layer, h, pos);

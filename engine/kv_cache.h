@@ -26,6 +26,11 @@ class KvCache {
 
   int ctx() const { return ctx_; }
   int bits() const { return bits_; }
+  // Room for positions [0, n) in every layer (n ≤ ctx): a prompt's block grows the cache once
+  // instead of doubling through its lengths.
+  void reserve(int n);
+  // The positions layer has room for now (0 before its first store).
+  int room(int layer) const { return layers_[layer].positions; }
   // Stores one position's keys and values (n_kv_heads · head_dim each, K after RoPE). pos is at
   // most the number of positions stored in this layer; a smaller one forgets the positions
   // from pos on first (a rewind: the kept part of a complete group returns to float).
@@ -41,7 +46,9 @@ class KvCache {
   // are contiguous, so attention streams them (a stride of all heads cost a page per few
   // positions at 7B shapes). The arrays ask for 2 MB pages (ZeroedArray), which a short prompt
   // would materialize whole at the full context's size, so a layer starts with room for
-  // kFirstPositions and doubles as it fills.
+  // kFirstPositions and doubles as it fills. Layers double at different positions (ahead of
+  // need, by a lead that rises with the layer index): doubling them all at one token stalled it
+  // for the whole cache's new 2 MB pages, up to 1.3 s at 7B shape (docs/BENCHMARKS.md).
   struct Layer {
     int positions = 0;
     ZeroedArray<float> kf, vf;                          // floats: [head][pos][head_dim]
@@ -51,7 +58,7 @@ class KvCache {
     ZeroedArray<float> kg_scale, kg_min;                // [head][group][channel]
   };
   static constexpr int kFirstPositions = 256;
-  // Room for positions [0, n) in layer: a larger Layer, the stored positions copied over.
+  // Room for positions [0, n) in layer (n ≤ ctx): a larger Layer, the stored positions copied.
   void reserve(int layer, int n);
   Layer make_layer(int positions) const;
   // Index of (head, pos) and of (head, group, channel 0) within a layer's arrays.

@@ -62,6 +62,7 @@ void Session::fill_context(int n, uint64_t seed) {
   std::vector<float> k(kRows * kv), v(kRows * kv);
   for (float& f : k) f = normal(rng);
   for (float& f : v) f = normal(rng);
+  cache_.reserve(pos_ + n);
   for (int layer = 0; layer < c_.n_layers; ++layer)
     for (int p = pos_; p < pos_ + n; ++p)
       cache_.store(layer, p, &k[p % kRows * kv], &v[p % kRows * kv]);
@@ -84,6 +85,7 @@ const float* Session::prefill(const std::vector<int>& tokens, std::vector<float>
   check_fits(tokens.data(), n);
   const size_t V = c_.vocab_size;
   if (all_logits) all_logits->resize(static_cast<size_t>(n) * V);
+  cache_.reserve(pos_ + n);
   for (int start = 0; start < n; start += max_batch_) {
     const int rows = std::min(max_batch_, n - start);
     const bool last_block = start + rows == n;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <set>
 #include <string>
 
 #include "engine/error.h"
@@ -127,14 +128,15 @@ TEST_CASE("kv cache: a layer's storage grows as positions arrive and keeps what 
   const int ctx = 1000;
   const auto k = random_rows(ctx, rng), v = random_rows(ctx, rng), q = small_query(rng);
   const size_t row = kHeads * kHeadDim;
-  // Over the first 48, 96, 144 and 192 positions: whole groups of every size below (a KIVI
-  // cache keeps float rows only for its newest group).
+  // Over the first 48, 96 and 144 positions of each layer: whole groups of every size below (a
+  // KIVI cache keeps float rows only for its newest group).
   const auto early = [&](const KvCache& cache) {
     std::vector<float> out;
-    for (int n = 48; n <= 192; n += 48) {
-      const auto a = attend_all(cache, 1, q.data(), n, n);
-      out.insert(out.end(), a.begin(), a.end());
-    }
+    for (int l = 0; l < kLayers; ++l)
+      for (int n = 48; n <= 144; n += 48) {
+        const auto a = attend_all(cache, l, q.data(), n, n);
+        out.insert(out.end(), a.begin(), a.end());
+      }
     return out;
   };
   for (int bits : {4, 8, 32})
@@ -142,17 +144,46 @@ TEST_CASE("kv cache: a layer's storage grows as positions arrive and keeps what 
       if (bits == 32 && G) continue;  // a float cache has no K groups
       CAPTURE(bits); CAPTURE(G);
       KvCache cache(kLayers, ctx, kHeads, kHeadDim, bits, G);
-      for (int p = 0; p < 200; ++p)
+      for (int p = 0; p < 150; ++p)
         for (int l = 0; l < kLayers; ++l) cache.store(l, p, &k[p * row], &v[p * row]);
       const auto before = early(cache);
-      for (int p = 200; p < ctx; ++p)  // growing past 256 (288 for G 48), 512 (576) to 1000
+      for (int l = 0; l < kLayers; ++l) CHECK(cache.room(l) == (G == 48 ? 288 : 256));
+      for (int p = 150; p < ctx; ++p)  // growing past 256 (288 for G 48), 512 (576) to 1000
         for (int l = 0; l < kLayers; ++l) cache.store(l, p, &k[p * row], &v[p * row]);
+      for (int l = 0; l < kLayers; ++l) CHECK(cache.room(l) == ctx);
       CHECK(max_abs_diff(early(cache), before) == 0.0f);
       // The newest position: read where the last growth put it.
       const auto last = attend_all(cache, 0, q.data(), ctx, ctx);
       for (float f : last) CHECK(std::isfinite(f));
       CHECK_THROWS_AS(cache.store(0, ctx, &k[0], &v[0]), Error);  // past the context
     }
+}
+
+TEST_CASE("kv cache: layers grow at different tokens, and a reserve grows them all at once") {
+  // Growing every layer at one token stalled that token for the whole cache's new pages.
+  const int layers = 32, ctx = 4096;
+  KvCache cache(layers, ctx, 1, 8, 4, 32);
+  const std::vector<float> k(8, 0.5f), v(8, -0.5f);
+  std::set<int> growth_positions;
+  std::vector<int> doublings(layers, 0);
+  for (int p = 0; p < ctx; ++p)
+    for (int l = 0; l < layers; ++l) {
+      const int before = cache.room(l);
+      cache.store(l, p, k.data(), v.data());
+      CHECK(cache.room(l) > p);
+      if (before && cache.room(l) != before) {
+        CHECK(cache.room(l) == std::min(ctx, 2 * before));
+        growth_positions.insert(p);
+        ++doublings[l];
+      }
+    }
+  for (int l = 0; l < layers; ++l) CHECK(doublings[l] == 4);  // 256 → 512 → … → 4096
+  CHECK(growth_positions.size() == static_cast<size_t>(4 * layers));  // never two at one token
+
+  KvCache reserved(layers, ctx, 1, 8, 4, 32);
+  reserved.reserve(600);  // a 600-token prompt: one allocation per layer, the next doubling up
+  for (int l = 0; l < layers; ++l) CHECK(reserved.room(l) == 1024);
+  CHECK_THROWS_AS(reserved.reserve(ctx + 1), Error);
 }
 
 TEST_CASE("kv cache: a rewind into a complete K group, then the same tokens, matches a fresh run") {
