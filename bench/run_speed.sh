@@ -6,7 +6,9 @@
 #            decode 128 from an empty context).
 #   synth    `rotor bench` on random-weight files with real shapes (`rotor synth`; SHAPES,
 #            default "tinyllama-1.1b llama2-7b") in W4A8KV8 and W4A4KV4, at each of THREADS
-#            (default "1 2"): prefill/decode tok/s, decode roofline fraction, peak memory.
+#            (default "1 2"): prefill/decode tok/s, decode roofline fraction, peak memory; and
+#            prefill of LONG_PROMPT_TOKENS (default 512, the issue's and llama-bench's length)
+#            in a run of its own.
 #   online   decode at ONLINE_SHAPE (default llama2-7b), W4A4KV4, without and with each
 #            rotation recipe's online steps, and their share of decode time.
 #   depth    decode at ONLINE_SHAPE from an empty context and after 4096 − DECODE_TOKENS
@@ -23,6 +25,7 @@ REPEAT=${REPEAT:-5}
 SHAPES=${SHAPES:-tinyllama-1.1b llama2-7b}
 THREADS=${THREADS:-1 2}
 PROMPT_TOKENS=${PROMPT_TOKENS:-128}
+LONG_PROMPT_TOKENS=${LONG_PROMPT_TOKENS:-512}
 DECODE_TOKENS=${DECODE_TOKENS:-32}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
 ONLINE_SHAPE=${ONLINE_SHAPE:-llama2-7b}
@@ -79,10 +82,12 @@ stories_table() {
 }
 
 synth_table() {
-  echo "rotor bench -p $PROMPT_TOKENS -n $DECODE_TOKENS -r $BENCH_REPEAT on rotor synth files (median)"
+  echo "rotor bench -p $PROMPT_TOKENS -n $DECODE_TOKENS -r $BENCH_REPEAT on rotor synth files (median);"
+  echo "prefill ($LONG_PROMPT_TOKENS): rotor bench -p $LONG_PROMPT_TOKENS -n 0 -r $BENCH_REPEAT"
   echo
-  printf '| model | format | ISA | threads | prefill tok/s | decode tok/s | decode roofline | peak MB |\n'
-  printf '|---|---|---|---|---|---|---|---|\n'
+  printf '| model | format | ISA | threads | prefill tok/s (%d) | prefill tok/s (%d) | decode tok/s | decode roofline | peak MB |\n' \
+    "$PROMPT_TOKENS" "$LONG_PROMPT_TOKENS"
+  printf '|---|---|---|---|---|---|---|---|---|\n'
   for shape in $SHAPES; do
     for fmt in "w4a8kv8 --a-bits 8 --kv-bits 8" "w4a4kv4 --a-bits 4 --kv-bits 4"; do
       read -r name flags <<<"$fmt"
@@ -91,9 +96,11 @@ synth_table() {
       for t in $THREADS; do
         out=$("$ROTOR" bench -m "$file" -p "$PROMPT_TOKENS" -n "$DECODE_TOKENS" \
               -r "$BENCH_REPEAT" -t "$t" --json)
+        long=$("$ROTOR" bench -m "$file" -p "$LONG_PROMPT_TOKENS" -n 0 -r "$BENCH_REPEAT" -t "$t" --json)
         isa=$(sed 's/.*"isa":"\([a-z0-9]*\)".*/\1/' <<<"$out")
-        printf '| %s | %s | %s | %s | %.1f | %.2f | %.1f%% | %.0f |\n' "$shape" "$name" "$isa" "$t" \
-          "$(json_median prefill_tok_s "$out")" "$(json_median decode_tok_s "$out")" \
+        printf '| %s | %s | %s | %s | %.1f | %.1f | %.2f | %.1f%% | %.0f |\n' "$shape" "$name" "$isa" "$t" \
+          "$(json_median prefill_tok_s "$out")" "$(json_median prefill_tok_s "$long")" \
+          "$(json_median decode_tok_s "$out")" \
           "$(awk -v r="$(json_number roofline_fraction "$out")" 'BEGIN { print 100 * r }')" \
           "$(awk -v b="$(json_number peak_rss_bytes "$out")" 'BEGIN { print b / 1e6 }')"
       done
