@@ -221,6 +221,15 @@ TEST_CASE("cli: bench reports speeds, memory, bandwidth and roofline") {
                         (1 - 1e-9));
   CHECK(roofline <= bytes * j["decode_tok_s"]["max"].get<double>() / bw["min"].get<double>() *
                         (1 + 1e-9));
+  // Each decoded token's time: the slowest is no faster than the fastest repeat's mean token,
+  // the quickest no slower than the slowest repeat's.
+  const auto& token_ms = j["decode_token_ms"];
+  CHECK(token_ms["min"].get<double>() <= token_ms["median"].get<double>());
+  CHECK(token_ms["median"].get<double>() <= token_ms["max"].get<double>());
+  CHECK(token_ms["max"].get<double>() >=
+        1e3 / j["decode_tok_s"]["max"].get<double>() * (1 - 1e-9));
+  CHECK(token_ms["min"].get<double>() <=
+        1e3 / j["decode_tok_s"]["min"].get<double>() * (1 + 1e-9));
 
   CliResult too_long = run_rotor({"bench", "-m", llama2c_path("stories260K"), "-p", "500",
                                   "-n", "100"});

@@ -77,7 +77,8 @@ int cmd_bench(int argc, char** argv) {
             "untimed warm-up pass comes first; the bandwidth test then clears the caches, so each\n"
             "prefill starts cold, as a prompt after idle time does. The prompt is random token\n"
             "ids (fixed seed). --threads sizes the engine's thread pool; the bandwidth test uses\n"
-            "as many threads.");
+            "as many threads. Each decoded token's time is reported too (median and slowest):\n"
+            "a stall shows there, not in tokens/s.");
   add_model_options(args);
   args.option("prompt-tokens", 'p', "P", "prompt tokens for prefill", "512");
   args.option("n-tokens", 'n', "N", "tokens to decode", "128");
@@ -136,11 +137,14 @@ int cmd_bench(int argc, char** argv) {
     Session* session;
     int token;
     double seconds = 0.0;
+    std::vector<double>* token_seconds = nullptr;  // each step's time, if given
   };
   auto step = [&](Decoder& d) {
     const auto t0 = Clock::now();
     const float* logits = d.session->decode(d.token);
-    d.seconds += seconds(t0, Clock::now());
+    const double s = seconds(t0, Clock::now());
+    d.seconds += s;
+    if (d.token_seconds) d.token_seconds->push_back(s);
     d.token = argmax(logits, c.vocab_size);
   };
   // A warm-up pass first, as llama-bench has: it faults the mapped weights in and makes every
@@ -160,13 +164,13 @@ int cmd_bench(int argc, char** argv) {
   BandwidthProbe probe(threads);
 
   const double bytes_per_token = static_cast<double>(model.weight_bytes_per_token());
-  std::vector<double> prefill, decode, deep, bandwidth, roofline, slowdowns;
+  std::vector<double> prefill, decode, deep, bandwidth, roofline, slowdowns, token_seconds;
   for (int r = 0; r < R; ++r) {
     const auto t0 = Clock::now();
     const float* logits = run_prefill();
     prefill.push_back(P / seconds(t0, Clock::now()));
     if (depth > 0) fill_deep(r);
-    Decoder empty{&session, argmax(logits, c.vocab_size)};
+    Decoder empty{&session, argmax(logits, c.vocab_size), 0.0, &token_seconds};
     Decoder at_depth{deep_session.get(), prompt[0]};
     if (profiling) session.set_profile(&profile);
     if (profiling && depth > 0) deep_session->set_profile(&depth_profile);
@@ -188,6 +192,7 @@ int cmd_bench(int argc, char** argv) {
   }
   const Spread pre = spread(prefill);
   const Spread dec = N > 0 ? spread(decode) : Spread{0, 0, 0};
+  const Spread token_time = N > 0 ? spread(token_seconds) : Spread{0, 0, 0};  // seconds
   const Spread at_depth = depth > 0 ? spread(deep) : Spread{0, 0, 0};
   // How much slower decode is at depth than from an empty context: the median of the repeats'.
   const double slowdown = depth > 0 ? spread(slowdowns).median : 0.0;
@@ -203,6 +208,8 @@ int cmd_bench(int argc, char** argv) {
                         {"threads", threads},            {"prompt_tokens", P},
                         {"decode_tokens", N},            {"repeat", R},
                         {"prefill_tok_s", s(pre)},       {"decode_tok_s", s(dec)},
+                        {"decode_token_ms", s({1e3 * token_time.median, 1e3 * token_time.min,
+                                               1e3 * token_time.max})},
                         {"peak_rss_bytes", peak},        {"weight_bytes_per_token", bytes_per_token},
                         {"read_bandwidth_bytes_s", s(bw)}, {"roofline_fraction", roof}};
     if (profiling) j["decode_step_share"] = shares_json(profile);
@@ -220,8 +227,9 @@ int cmd_bench(int argc, char** argv) {
               threads == 1 ? "" : "s");
   std::printf("prefill    %d tokens: %.1f tok/s median (%.1f .. %.1f over %d runs)\n", P,
               pre.median, pre.min, pre.max, R);
-  std::printf("decode     %d tokens: %.1f tok/s median (%.1f .. %.1f)\n", N, dec.median, dec.min,
-              dec.max);
+  std::printf("decode     %d tokens: %.1f tok/s median (%.1f .. %.1f); a token %.2f ms median, "
+              "%.2f ms at most\n",
+              N, dec.median, dec.min, dec.max, 1e3 * token_time.median, 1e3 * token_time.max);
   if (depth > 0)
     std::printf("depth      %d tokens after %d positions: %.1f tok/s median (%.1f .. %.1f), "
                 "%.1f%% slower than from an empty context\n",
