@@ -79,11 +79,35 @@ std::vector<Isa> isas_under_test() {
   return isas;
 }
 
+// Every table kernels_for may return on this CPU: per ISA, and for AVX-512 both decode step
+// widths (dispatch picks one by CPU vendor).
+std::vector<const KernelTable*> tables_under_test(const std::vector<Isa>& isas) {
+  std::vector<const KernelTable*> tables;
+  for (Isa isa : isas) {
+#if defined(__x86_64__)
+    if (isa == Isa::kAvx512) {
+      tables.push_back(&kAvx512Kernels);
+      tables.push_back(&kAvx512WideDecodeKernels);
+      continue;
+    }
+#endif
+    tables.push_back(&kernels_for(isa));
+  }
+  return tables;
+}
+
+std::string table_label(const KernelTable* t) {
+#if defined(__x86_64__)
+  if (t == &kAvx512WideDecodeKernels) return std::string(t->name) + " (512-bit decode steps)";
+#endif
+  return t->name;
+}
+
 }  // namespace
 
 TEST_CASE("kernels: block dots match the scalar reference exactly") {
   std::mt19937 rng(1234);
-  const auto isas = isas_under_test();
+  const auto tables = tables_under_test(isas_under_test());
   struct Shape { int rows, cols, group, block; };
   // Also: blocks of 32 and odd multiples of it, block counts that are not multiples of 4,
   // rows as wide as a model's, blocks of 4 and 48, with every remainder of the SIMD tiles'
@@ -112,16 +136,16 @@ TEST_CASE("kernels: block dots match the scalar reference exactly") {
             const size_t n = static_cast<size_t>(tokens) * s.rows * w.m.blocks();
             std::vector<int32_t> ref(n), got(n);
             kScalarKernels.block_dots(w.m, q.data(), q_stride, tokens, 0, s.rows, ref.data());
-            for (Isa isa : isas) {
-              CAPTURE(isa_name(isa));
+            for (const KernelTable* table : tables) {
+              CAPTURE(table_label(table));
               std::fill(got.begin(), got.end(), -1);
-              kernels_for(isa).block_dots(w.m, q.data(), q_stride, tokens, 0, s.rows, got.data());
+              table->block_dots(w.m, q.data(), q_stride, tokens, 0, s.rows, got.data());
               CHECK(got == ref);
               // A sub-range of rows, as the thread split uses.
               if (s.rows > 2) {
                 const int r0 = 1, r1 = s.rows - 1;
                 std::vector<int32_t> part(static_cast<size_t>(tokens) * (r1 - r0) * w.m.blocks());
-                kernels_for(isa).block_dots(w.m, q.data(), q_stride, tokens, r0, r1, part.data());
+                table->block_dots(w.m, q.data(), q_stride, tokens, r0, r1, part.data());
                 std::vector<int32_t> want(part.size());
                 kScalarKernels.block_dots(w.m, q.data(), q_stride, tokens, r0, r1, want.data());
                 CHECK(part == want);
@@ -135,7 +159,7 @@ TEST_CASE("kernels: prefill block dots match the scalar reference exactly") {
   // the vector kernels' register tiles: whole tiles, pairs of tiles, and every kind of
   // remainder, with blocks of one 64-column step, several, and the whole row.
   std::mt19937 rng(4321);
-  const auto isas = isas_under_test();
+  const auto tables = tables_under_test(isas_under_test());
   struct Shape { int rows, cols, group, block; };
   const Shape shapes[] = {{16, 64, 64, 64},     {32, 256, 128, 128}, {47, 192, 192, 192},
                           {64, 512, 512, 512},  {50, 320, 64, 64},   {33, 384, 96, 96},
@@ -155,10 +179,10 @@ TEST_CASE("kernels: prefill block dots match the scalar reference exactly") {
               const size_t n = static_cast<size_t>(tokens) * (r1 - r0) * w.m.blocks();
               std::vector<int32_t> ref(n), got(n);
               kScalarKernels.block_dots(w.m, q.data(), q_stride, tokens, r0, r1, ref.data());
-              for (Isa isa : isas) {
-                CAPTURE(isa_name(isa));
+              for (const KernelTable* table : tables) {
+                CAPTURE(table_label(table));
                 std::fill(got.begin(), got.end(), -1);
-                kernels_for(isa).block_dots(w.m, q.data(), q_stride, tokens, r0, r1, got.data());
+                table->block_dots(w.m, q.data(), q_stride, tokens, r0, r1, got.data());
                 CHECK(got == ref);
               }
             }

@@ -4,8 +4,8 @@
 // sums groups of four into int32 lanes, exactly, so the results equal the scalar reference.
 // Work goes in register tiles: in prefill 4 rows × up to 4 tokens, so each weight step is
 // loaded and unpacked once for all the tile's tokens and each activation step once for all its
-// rows; in decode 8 rows of 256-bit steps where each row has one block (see dots_by_block),
-// else 8 rows × 4 consecutive blocks for 4-bit weights (pair_row_block_dots) and for 8-bit
+// rows; in decode 8 rows of 256-bit steps where each row has one block (kAvx512Kernels; 16
+// rows of 512-bit steps in kAvx512WideDecodeKernels, see dots_by_block), else 8 rows × 4 consecutive blocks for 4-bit weights (pair_row_block_dots) and for 8-bit
 // ones 16 rows (one large block at a time) or 4 rows × (with small blocks) 4 consecutive
 // blocks. At the end of a block the tile's accumulators are reduced four at a time. Where the
 // CPU has AMX-INT8, prefill of 16 or more tokens goes through its tile unit instead (see "AMX
@@ -36,6 +36,9 @@
 namespace rotor {
 
 namespace {
+
+// The step width of decode over rows of one block (dots_by_block).
+enum class DecodeSteps { k256, k512 };
 
 // The first n of 64 byte lanes (none for n ≤ 0, all for n ≥ 64).
 inline __mmask64 first64(int n) {
@@ -115,13 +118,16 @@ struct YmmStep {
 };
 
 // The steps for the block size. Decode of rows with one block each (per-channel weights, the
-// classifier) goes in 8-row tiles of 256-bit steps: on Zen 4 those stream from memory much
-// faster than 512-bit ones (gemv_dram/avx512 on one core 24–34 GB/s against 21–24 for the
-// zmm steps in 8- or 16-row tiles), although from cache they are slower (24–38 against 42–52).
-// Why is not known; it is measured, end to end too (docs/BENCHMARKS.md).
+// classifier) goes, with DecodeSteps::k256, in 8-row tiles of 256-bit steps: on Zen 4 those
+// stream from memory much faster than 512-bit ones (gemv_dram/avx512 on one core 24–34 GB/s
+// against 21–24 for the zmm steps in 8- or 16-row tiles), although from cache they are slower
+// (24–38 against 42–52). On an Intel Xeon it is the other way round (16-row zmm tiles 13.2–14.6
+// GB/s against 11.8–14.5, decode 8–12% faster end to end), hence k512 there (dispatch.cpp).
+// Why is not known; it is measured (docs/BENCHMARKS.md).
 template <int Bits>
-void dots_by_block(const DotJob& job, int n_tokens) {
-  if (n_tokens == 1 && job.w.blocks() == 1 && job.w.block % 32 == 0)
+void dots_by_block(const DotJob& job, int n_tokens, DecodeSteps steps) {
+  if (steps == DecodeSteps::k256 && n_tokens == 1 && job.w.blocks() == 1 &&
+      job.w.block % 32 == 0)
     tiled_dots<YmmStep<Bits>, 4, 4, 8>(job, n_tokens);
   else if (job.w.block % 64 == 0)
     tiled_dots<ZmmStep<Bits>, 4, 4, 16>(job, n_tokens);
@@ -298,34 +304,34 @@ void pair_row_block_dots(const DotJob& job, int r, int r_end) {
 // kernel(job, r0, r) over the rows of job's whole tiles of `tile` rows, [r0, r); the rest of
 // its rows through dots_by_block (one token).
 template <class Kernel>
-void whole_row_tiles(const DotJob& job, int tile, Kernel kernel) {
+void whole_row_tiles(const DotJob& job, int tile, Kernel kernel, DecodeSteps steps) {
   const int r = job.r0 + (job.r1 - job.r0) / tile * tile;
   kernel(job, job.r0, r);
   if (r == job.r1) return;
   DotJob rest = job;
   rest.r0 = r;
   rest.dots += static_cast<size_t>(r - job.r0) * job.w.blocks();
-  dots_by_block<4>(rest, 1);
+  dots_by_block<4>(rest, 1, steps);
 }
 
 // The vector kernels: any block shape, any number of rows and tokens.
 void vector_block_dots(const PackedMatrix& w, const uint8_t* q, size_t q_stride, int n_tokens,
-                       int r0, int r1, int32_t* dots) {
+                       int r0, int r1, int32_t* dots, DecodeSteps steps) {
   // Other blocks come only with odd head sizes of tiny models: the plain loops will do.
   if (w.block % 32 != 0 && (32 % w.block != 0 || w.block % 4 != 0))
     return kScalarKernels.block_dots(w, q, q_stride, n_tokens, r0, r1, dots);
   if (w.bits == 8) {
     const DotJob job{w, q, q_stride, r0, r1, dots, nullptr};
-    return dots_by_block<8>(job, n_tokens);
+    return dots_by_block<8>(job, n_tokens, steps);
   }
   const DotJob job{w, q, q_stride, r0, r1, dots,
                    nibble_offsets(w, q, q_stride, n_tokens, byte_sum)};
   if (n_tokens == 1 && w.blocks() == 1 && w.cols_padded <= kPairMaxCols)
-    return whole_row_tiles(job, kPairRows, pair_row_dots);
+    return whole_row_tiles(job, kPairRows, pair_row_dots, steps);
   if (n_tokens == 1 && w.blocks() > 1 && w.block % kChunk == 0)
-    return whole_row_tiles(job, kBlockTileRows, pair_row_block_dots);
-  if (n_tokens == 1 && w.block == 8) return whole_row_tiles(job, 2, pair_row_dots8);
-  dots_by_block<4>(job, n_tokens);
+    return whole_row_tiles(job, kBlockTileRows, pair_row_block_dots, steps);
+  if (n_tokens == 1 && w.block == 8) return whole_row_tiles(job, 2, pair_row_dots8, steps);
+  dots_by_block<4>(job, n_tokens, steps);
 }
 
 // ------------------------------------------------------------------- AMX tiles (prefill)
@@ -473,13 +479,14 @@ __attribute__((target("amx-tile,amx-int8"))) void amx_dots(const PackedMatrix& w
   _tile_release();
 }
 
+template <DecodeSteps kSteps>
 void block_dots_avx512(const PackedMatrix& w, const uint8_t* q, size_t q_stride, int n_tokens,
                        int r0, int r1, int32_t* dots) {
   // Below two token tiles per call, preparing the weight tiles costs more than the tile unit
   // saves (measured: 16 tokens × 64 rows per call ran ~10% slower than the vector kernels).
   const int tokens16 = n_tokens / kTile * kTile, rows16 = (r1 - r0) / kTile * kTile;
   if (w.block % 64 != 0 || n_tokens < 2 * kTile || rows16 == 0 || !amx_ready())
-    return vector_block_dots(w, q, q_stride, n_tokens, r0, r1, dots);
+    return vector_block_dots(w, q, q_stride, n_tokens, r0, r1, dots, kSteps);
   const int nb = w.blocks(), r_amx = r0 + rows16;
   amx_dots(w, q, q_stride, tokens16, r0, r_amx, r1 - r0, dots);
   // The remainders by the vector kernels: the last tokens for all rows, straight into dots;
@@ -487,12 +494,12 @@ void block_dots_avx512(const PackedMatrix& w, const uint8_t* q, size_t q_stride,
   // tile rows').
   if (tokens16 < n_tokens)
     vector_block_dots(w, q + tokens16 * q_stride, q_stride, n_tokens - tokens16, r0, r1,
-                      dots + static_cast<size_t>(tokens16) * (r1 - r0) * nb);
+                      dots + static_cast<size_t>(tokens16) * (r1 - r0) * nb, kSteps);
   if (r_amx < r1) {
     const size_t row_dots = static_cast<size_t>(r1 - r_amx) * nb;
     thread_local std::vector<int32_t> rest_storage;
     int32_t* rest = scratch(rest_storage, tokens16 * row_dots);
-    vector_block_dots(w, q, q_stride, tokens16, r_amx, r1, rest);
+    vector_block_dots(w, q, q_stride, tokens16, r_amx, r1, rest, kSteps);
     for (int t = 0; t < tokens16; ++t)
       std::copy_n(&rest[t * row_dots], row_dots,
                   dots + (static_cast<size_t>(t) * (r1 - r0) + rows16) * nb);
@@ -730,9 +737,14 @@ void checksum_lanes_avx512(const uint8_t* const* p, int n, size_t bytes, uint64_
 }
 }  // namespace
 
-const KernelTable kAvx512Kernels = {"avx512", block_dots_avx512, quantize_acts_avx512,
-                                    attend_avx512, hadamard_avx512, byte_total_avx512,
-                                    swiglu_avx512, vecmat_f16_simd<Avx512>,
+const KernelTable kAvx512Kernels = {"avx512", block_dots_avx512<DecodeSteps::k256>,
+                                    quantize_acts_avx512, attend_avx512, hadamard_avx512,
+                                    byte_total_avx512, swiglu_avx512, vecmat_f16_simd<Avx512>,
                                     f16_to_f32_simd<Avx512>, checksum_lanes_avx512};
+const KernelTable kAvx512WideDecodeKernels = [] {
+  KernelTable t = kAvx512Kernels;
+  t.block_dots = block_dots_avx512<DecodeSteps::k512>;
+  return t;
+}();
 
 }  // namespace rotor
