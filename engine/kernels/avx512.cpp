@@ -5,11 +5,11 @@
 // Work goes in register tiles: in prefill 4 rows × up to 4 tokens, so each weight step is
 // loaded and unpacked once for all the tile's tokens and each activation step once for all its
 // rows; in decode 8 rows of 256-bit steps where each row has one block (kAvx512Kernels; 16
-// rows of 512-bit steps in kAvx512WideDecodeKernels, see dots_by_block), else 8 rows × 4 consecutive blocks for 4-bit weights (pair_row_block_dots) and for 8-bit
-// ones 16 rows (one large block at a time) or 4 rows × (with small blocks) 4 consecutive
-// blocks. At the end of a block the tile's accumulators are reduced four at a time. Where the
-// CPU has AMX-INT8, prefill of 16 or more tokens goes through its tile unit instead (see "AMX
-// tiles" below).
+// rows of 512-bit steps in kAvx512WideDecodeKernels, see dots_by_block), else 8 rows × 4
+// consecutive blocks for 4-bit weights (pair_row_block_dots) and for 8-bit ones 16 rows (one
+// large block at a time) or 4 rows × (with small blocks) 4 consecutive blocks. At the end of a
+// block the tile's accumulators are reduced four at a time. Where the CPU has AMX-INT8, prefill
+// of 16 or more tokens goes through its tile unit instead (see "AMX tiles" below).
 //
 // Activation quantization repeats the scalar reference's float operations lane by lane, so
 // codes, scales and zero points are bit-identical. Attention is attend_simd.h over 16 lanes.
@@ -122,7 +122,7 @@ struct YmmStep {
 // stream from memory much faster than 512-bit ones (gemv_dram/avx512 on one core 24–34 GB/s
 // against 21–24 for the zmm steps in 8- or 16-row tiles), although from cache they are slower
 // (24–38 against 42–52). On an Intel Xeon it is the other way round (16-row zmm tiles 13.2–14.6
-// GB/s against 11.8–14.5, decode 8–12% faster end to end), hence k512 there (dispatch.cpp).
+// GB/s against 11.8–14.5 on one core; decode 6–10% faster end to end), hence k512 there.
 // Why is not known; it is measured (docs/BENCHMARKS.md).
 template <int Bits>
 void dots_by_block(const DotJob& job, int n_tokens, DecodeSteps steps) {

@@ -45,6 +45,7 @@ const KernelTable& kernels_for(Isa isa) {
     // Per-channel decode streams faster in 512-bit steps on Intel, in 256-bit ones on Zen 4
     // (measured on both; others keep the Zen 4 choice, the machine this engine is tuned on).
     case Isa::kAvx512:
+      __builtin_cpu_init();
       return __builtin_cpu_is("intel") ? kAvx512WideDecodeKernels : kAvx512Kernels;
 #elif defined(__aarch64__)
     case Isa::kNeon: return kNeonKernels;
