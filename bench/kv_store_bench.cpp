@@ -24,14 +24,19 @@ struct KvShape {
 };
 constexpr int kPositions = 1024;  // the cache's context: positions wrap around it
 
+// One token's keys or values at shape s: random normal floats.
+std::vector<float> random_row(KvShape s, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> row(static_cast<size_t>(s.kv_heads) * s.head_dim);
+  for (float& x : row) x = normal(rng);
+  return row;
+}
+
 void run_kv_store(benchmark::State& state, KvShape s, int k_group) {
   KvCache cache(s.layers, kPositions, s.kv_heads, s.head_dim, 4, k_group);
-  const size_t row = static_cast<size_t>(s.kv_heads) * s.head_dim;
-  std::mt19937 rng(3);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> k(row), v(row);
-  for (float& x : k) x = normal(rng);
-  for (float& x : v) x = normal(rng);
+  const std::vector<float> k = random_row(s, 3), v = random_row(s, 4);
+  const size_t row = k.size();
   auto store_token = [&](int pos) {
     for (int l = 0; l < s.layers; ++l) cache.store(l, pos, k.data(), v.data());
   };
@@ -46,12 +51,8 @@ void run_kv_store(benchmark::State& state, KvShape s, int k_group) {
 
 void run_kv_fill(benchmark::State& state, KvShape s, int k_group) {
   constexpr int kContext = 4096;
-  const size_t row = static_cast<size_t>(s.kv_heads) * s.head_dim;
-  std::mt19937 rng(3);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> k(row), v(row);
-  for (float& x : k) x = normal(rng);
-  for (float& x : v) x = normal(rng);
+  const std::vector<float> k = random_row(s, 3), v = random_row(s, 4);
+  const size_t row = k.size();
   using Clock = std::chrono::steady_clock;
   double slowest = 0.0;
   for (auto _ : state) {
