@@ -96,7 +96,8 @@ synth_table() {
       for t in $THREADS; do
         out=$("$ROTOR" bench -m "$file" -p "$PROMPT_TOKENS" -n "$DECODE_TOKENS" \
               -r "$BENCH_REPEAT" -t "$t" --json)
-        long=$("$ROTOR" bench -m "$file" -p "$LONG_PROMPT_TOKENS" -n 0 -r "$BENCH_REPEAT" -t "$t" --json)
+        long=$("$ROTOR" bench -m "$file" -p "$LONG_PROMPT_TOKENS" -n 0 \
+               -r "$BENCH_REPEAT" -t "$t" --json)
         isa=$(sed 's/.*"isa":"\([a-z0-9]*\)".*/\1/' <<<"$out")
         printf '| %s | %s | %s | %s | %.1f | %.1f | %.2f | %.1f%% | %.0f |\n' "$shape" "$name" "$isa" "$t" \
           "$(json_median prefill_tok_s "$out")" "$(json_median prefill_tok_s "$long")" \

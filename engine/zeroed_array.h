@@ -6,9 +6,9 @@
 // positions it uses.
 //
 // With Pages::kHuge the array is mapped on its own, from a 2 MB boundary, and the kernel asked
-// (a hint) to back it with 2 MB pages as it is touched: a long KV cache is walked every token, and on 4 KB pages the
-// walk took 9–36% longer here (TLB misses, costly under a hypervisor's nested paging;
-// docs/BENCHMARKS.md).
+// (a hint) to back it with 2 MB pages as it is touched: a long KV cache is walked every token,
+// and on 4 KB pages the walk took 9–36% longer here (TLB misses, costly under a hypervisor's
+// nested paging; docs/BENCHMARKS.md).
 #pragma once
 #include <sys/mman.h>
 #include <unistd.h>
