@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bench/bench.h"
+#include "engine/zeroed_array.h"
 #include "quant/synth_model.h"
 
 namespace rotor::bench {
@@ -57,7 +58,8 @@ void run_from_memory(benchmark::State& state, Isa isa, Shape shape, int bits) {
   PackedMatrix w = m.view();
   const size_t bytes = static_cast<size_t>(w.rows) * w.row_bytes();
   const size_t copies = std::max<size_t>(2, (size_t{1} << 30) / bytes);
-  std::vector<uint8_t> codes(copies * bytes);
+  // In 2 MB pages, as a model file's weights are mapped (engine/mapped_file.cpp).
+  ZeroedArray<uint8_t> codes(copies * bytes, Pages::kHuge);
   for (size_t c = 0; c < copies; ++c) std::copy(w.codes, w.codes + bytes, &codes[c * bytes]);
   std::mt19937 rng(2);
   std::vector<uint8_t> q(w.cols_padded);

@@ -87,7 +87,7 @@ std::vector<const KernelTable*> tables_under_test(const std::vector<Isa>& isas) 
 #if defined(__x86_64__)
     if (isa == Isa::kAvx512) {
       tables.push_back(&kAvx512Kernels);
-      tables.push_back(&kAvx512WideDecodeKernels);
+      tables.push_back(&kAvx512RowByRowKernels);
       continue;
     }
 #endif
@@ -98,7 +98,7 @@ std::vector<const KernelTable*> tables_under_test(const std::vector<Isa>& isas) 
 
 std::string table_label(const KernelTable* t) {
 #if defined(__x86_64__)
-  if (t == &kAvx512WideDecodeKernels) return std::string(t->name) + " (512-bit decode steps)";
+  if (t == &kAvx512RowByRowKernels) return std::string(t->name) + " (decode rows one by one)";
 #endif
   return t->name;
 }

@@ -4,8 +4,8 @@
 // sums groups of four into int32 lanes, exactly, so the results equal the scalar reference.
 // Work goes in register tiles: in prefill 4 rows × up to 4 tokens, so each weight step is
 // loaded and unpacked once for all the tile's tokens and each activation step once for all its
-// rows; in decode 8 rows of 256-bit steps where each row has one block (kAvx512Kernels; 16
-// rows of 512-bit steps in kAvx512WideDecodeKernels, see dots_by_block), else 8 rows × 4
+// rows; in decode 8 rows of 256-bit steps where each row has one block (kAvx512Kernels; one
+// row after another in kAvx512RowByRowKernels, see dots_by_block), else 8 rows × 4
 // consecutive blocks for 4-bit weights (pair_row_block_dots) and for 8-bit ones 16 rows (one
 // large block at a time) or 4 rows × (with small blocks) 4 consecutive blocks. At the end of a
 // block the tile's accumulators are reduced four at a time. Where the CPU has AMX-INT8, prefill
@@ -37,8 +37,9 @@ namespace rotor {
 
 namespace {
 
-// The step width of decode over rows of one block (dots_by_block).
-enum class DecodeSteps { k256, k512 };
+// How decode walks rows of one block (dots_by_block): in tiles of 8 rows side by side, or one
+// row after another.
+enum class DecodeWalk { kTiles, kRowByRow };
 
 // The first n of 64 byte lanes (none for n ≤ 0, all for n ≥ 64).
 inline __mmask64 first64(int n) {
@@ -117,18 +118,60 @@ struct YmmStep {
   static V dot(V acc, Q q, W w) { return _mm256_dpbusd_epi32(acc, q, w); }
 };
 
-// The steps for the block size. Decode of rows with one block each (per-channel weights, the
-// classifier) goes, with DecodeSteps::k256, in 8-row tiles of 256-bit steps: on Zen 4 those
-// stream from memory much faster than 512-bit ones (gemv_dram/avx512 on one core 24–34 GB/s
-// against 21–24 for the zmm steps in 8- or 16-row tiles), although from cache they are slower
-// (24–38 against 42–52). On an Intel Xeon it is the other way round (16-row zmm tiles 13.2–14.6
-// GB/s against 11.8–14.5 on one core; decode 6–10% faster end to end), hence k512 there.
-// Why is not known; it is measured (docs/BENCHMARKS.md).
+// Decode of rows with one block each (per-channel weights, the classifier) one row after
+// another, so that a share of rows streams from memory as one sequence: on an Intel Xeon one
+// core read 13–14 GB/s through the 16 streams of 16-row tiles, 17–18 as one stream
+// (docs/BENCHMARKS.md). Four accumulators keep four dot chains in flight.
+constexpr int kRowWalkPrefetchBytes = 32 << 10;
+
+// Σ over one row's columns [0, cols) of q × the row's codes, in the lanes of a zmm.
+template <class S>
+inline __m512i row_dot(const uint8_t* row, const uint8_t* q, int cols) {
+  constexpr int kUnroll = 4;
+  constexpr size_t kStepBytes = S::kCols * S::kBits / 8;
+  __m512i acc[kUnroll];
+  unrolled<kUnroll>([&](auto u) { acc[u] = _mm512_setzero_si512(); });
+  const uint8_t* const end = row + static_cast<size_t>(cols) * S::kBits / 8;
+  for (; row + kUnroll * kStepBytes <= end; row += kUnroll * kStepBytes, q += kUnroll * S::kCols) {
+    unrolled<kUnroll>([&](auto u) {
+      __m512i qv = S::acts(q, u * S::kCols);
+      // One prefetch per cache line, between the loads: where the compiler put two
+      // _mm_prefetch back to back, the stream read 13–14 GB/s, not 17–18. The asm, tied to
+      // this step's activations, stays in this step.
+      if constexpr (u * kStepBytes % 64 == 0)
+        asm volatile("prefetcht1 %1" : "+v"(qv) : "m"(row[u * kStepBytes + kRowWalkPrefetchBytes]));
+      acc[u] = S::dot(acc[u], qv, S::weights(row, u * S::kCols));
+    });
+  }
+  for (; row < end; row += kStepBytes, q += S::kCols)
+    acc[0] = S::dot(acc[0], S::acts(q, 0), S::weights(row, 0));
+  return _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3]));
+}
+
+// Rows [job.r0, job.r1) with one block each, one token, in 512-bit steps.
 template <int Bits>
-void dots_by_block(const DotJob& job, int n_tokens, DecodeSteps steps) {
-  if (steps == DecodeSteps::k256 && n_tokens == 1 && job.w.blocks() == 1 &&
-      job.w.block % 32 == 0)
+void row_by_row_dots(const DotJob& job) {
+  const PackedMatrix& w = job.w;
+  const size_t row_bytes = w.row_bytes();
+  const int32_t offset = Bits == 4 ? job.offsets[0] : 0;
+  for (int r = job.r0; r < job.r1; ++r)
+    job.dots[r - job.r0] = _mm512_reduce_add_epi32(row_dot<ZmmStep<Bits>>(
+                               w.codes + static_cast<size_t>(r) * row_bytes, job.q, w.block)) -
+                           offset;
+}
+
+// The steps for the block size. Decode of rows with one block each (per-channel weights, the
+// classifier; a row's block is a whole number of 64-column chunks) goes, with
+// DecodeWalk::kTiles, in 8-row tiles of 256-bit steps: on Zen 4 those stream from memory much
+// faster than 512-bit ones (gemv_dram/avx512 on one core 24–34 GB/s against 21–24 for the zmm
+// steps in 8- or 16-row tiles), although from cache they are slower (24–38 against 42–52).
+// On an Intel Xeon rows one by one (DecodeWalk::kRowByRow) stream faster.
+template <int Bits>
+void dots_by_block(const DotJob& job, int n_tokens, DecodeWalk walk) {
+  if (n_tokens == 1 && job.w.blocks() == 1 && walk == DecodeWalk::kTiles)
     tiled_dots<YmmStep<Bits>, 4, 4, 8>(job, n_tokens);
+  else if (n_tokens == 1 && job.w.blocks() == 1)
+    row_by_row_dots<Bits>(job);
   else if (job.w.block % 64 == 0)
     tiled_dots<ZmmStep<Bits>, 4, 4, 16>(job, n_tokens);
   else if (job.w.block % 32 == 0)
@@ -304,34 +347,34 @@ void pair_row_block_dots(const DotJob& job, int r, int r_end) {
 // kernel(job, r0, r) over the rows of job's whole tiles of `tile` rows, [r0, r); the rest of
 // its rows through dots_by_block (one token).
 template <class Kernel>
-void whole_row_tiles(const DotJob& job, int tile, Kernel kernel, DecodeSteps steps) {
+void whole_row_tiles(const DotJob& job, int tile, Kernel kernel, DecodeWalk walk) {
   const int r = job.r0 + (job.r1 - job.r0) / tile * tile;
   kernel(job, job.r0, r);
   if (r == job.r1) return;
   DotJob rest = job;
   rest.r0 = r;
   rest.dots += static_cast<size_t>(r - job.r0) * job.w.blocks();
-  dots_by_block<4>(rest, 1, steps);
+  dots_by_block<4>(rest, 1, walk);
 }
 
 // The vector kernels: any block shape, any number of rows and tokens.
 void vector_block_dots(const PackedMatrix& w, const uint8_t* q, size_t q_stride, int n_tokens,
-                       int r0, int r1, int32_t* dots, DecodeSteps steps) {
+                       int r0, int r1, int32_t* dots, DecodeWalk walk) {
   // Other blocks come only with odd head sizes of tiny models: the plain loops will do.
   if (w.block % 32 != 0 && (32 % w.block != 0 || w.block % 4 != 0))
     return kScalarKernels.block_dots(w, q, q_stride, n_tokens, r0, r1, dots);
   if (w.bits == 8) {
     const DotJob job{w, q, q_stride, r0, r1, dots, nullptr};
-    return dots_by_block<8>(job, n_tokens, steps);
+    return dots_by_block<8>(job, n_tokens, walk);
   }
   const DotJob job{w, q, q_stride, r0, r1, dots,
                    nibble_offsets(w, q, q_stride, n_tokens, byte_sum)};
   if (n_tokens == 1 && w.blocks() == 1 && w.cols_padded <= kPairMaxCols)
-    return whole_row_tiles(job, kPairRows, pair_row_dots, steps);
+    return whole_row_tiles(job, kPairRows, pair_row_dots, walk);
   if (n_tokens == 1 && w.blocks() > 1 && w.block % kChunk == 0)
-    return whole_row_tiles(job, kBlockTileRows, pair_row_block_dots, steps);
-  if (n_tokens == 1 && w.block == 8) return whole_row_tiles(job, 2, pair_row_dots8, steps);
-  dots_by_block<4>(job, n_tokens, steps);
+    return whole_row_tiles(job, kBlockTileRows, pair_row_block_dots, walk);
+  if (n_tokens == 1 && w.block == 8) return whole_row_tiles(job, 2, pair_row_dots8, walk);
+  dots_by_block<4>(job, n_tokens, walk);
 }
 
 // ------------------------------------------------------------------- AMX tiles (prefill)
@@ -479,14 +522,14 @@ __attribute__((target("amx-tile,amx-int8"))) void amx_dots(const PackedMatrix& w
   _tile_release();
 }
 
-template <DecodeSteps kSteps>
+template <DecodeWalk kWalk>
 void block_dots_avx512(const PackedMatrix& w, const uint8_t* q, size_t q_stride, int n_tokens,
                        int r0, int r1, int32_t* dots) {
   // Below two token tiles per call, preparing the weight tiles costs more than the tile unit
   // saves (measured: 16 tokens × 64 rows per call ran ~10% slower than the vector kernels).
   const int tokens16 = n_tokens / kTile * kTile, rows16 = (r1 - r0) / kTile * kTile;
   if (w.block % 64 != 0 || n_tokens < 2 * kTile || rows16 == 0 || !amx_ready())
-    return vector_block_dots(w, q, q_stride, n_tokens, r0, r1, dots, kSteps);
+    return vector_block_dots(w, q, q_stride, n_tokens, r0, r1, dots, kWalk);
   const int nb = w.blocks(), r_amx = r0 + rows16;
   amx_dots(w, q, q_stride, tokens16, r0, r_amx, r1 - r0, dots);
   // The remainders by the vector kernels: the last tokens for all rows, straight into dots;
@@ -494,12 +537,12 @@ void block_dots_avx512(const PackedMatrix& w, const uint8_t* q, size_t q_stride,
   // tile rows').
   if (tokens16 < n_tokens)
     vector_block_dots(w, q + tokens16 * q_stride, q_stride, n_tokens - tokens16, r0, r1,
-                      dots + static_cast<size_t>(tokens16) * (r1 - r0) * nb, kSteps);
+                      dots + static_cast<size_t>(tokens16) * (r1 - r0) * nb, kWalk);
   if (r_amx < r1) {
     const size_t row_dots = static_cast<size_t>(r1 - r_amx) * nb;
     thread_local std::vector<int32_t> rest_storage;
     int32_t* rest = scratch(rest_storage, tokens16 * row_dots);
-    vector_block_dots(w, q, q_stride, tokens16, r_amx, r1, rest, kSteps);
+    vector_block_dots(w, q, q_stride, tokens16, r_amx, r1, rest, kWalk);
     for (int t = 0; t < tokens16; ++t)
       std::copy_n(&rest[t * row_dots], row_dots,
                   dots + (static_cast<size_t>(t) * (r1 - r0) + rows16) * nb);
@@ -737,13 +780,13 @@ void checksum_lanes_avx512(const uint8_t* const* p, int n, size_t bytes, uint64_
 }
 }  // namespace
 
-const KernelTable kAvx512Kernels = {"avx512", block_dots_avx512<DecodeSteps::k256>,
+const KernelTable kAvx512Kernels = {"avx512", block_dots_avx512<DecodeWalk::kTiles>,
                                     quantize_acts_avx512, attend_avx512, hadamard_avx512,
                                     byte_total_avx512, swiglu_avx512, vecmat_f16_simd<Avx512>,
                                     f16_to_f32_simd<Avx512>, checksum_lanes_avx512};
-const KernelTable kAvx512WideDecodeKernels = [] {
+const KernelTable kAvx512RowByRowKernels = [] {
   KernelTable t = kAvx512Kernels;
-  t.block_dots = block_dots_avx512<DecodeSteps::k512>;
+  t.block_dots = block_dots_avx512<DecodeWalk::kRowByRow>;
   return t;
 }();
 

@@ -213,9 +213,9 @@ const KernelTable& kernels();
 extern const KernelTable kScalarKernels;
 extern const KernelTable kAvx2Kernels;
 extern const KernelTable kAvx512Kernels;
-// The same but for decode of rows with one block (per-channel weights), in 512-bit steps rather
-// than 256-bit ones: faster from memory on Intel, slower on Zen 4 (avx512.cpp, dispatch.cpp).
-extern const KernelTable kAvx512WideDecodeKernels;
+// The same but decode walks rows with one block (per-channel weights) one after another rather
+// than in tiles of 8 side by side: faster from memory on Intel (avx512.cpp, dispatch.cpp).
+extern const KernelTable kAvx512RowByRowKernels;
 extern const KernelTable kNeonKernels;
 
 // y[t, r] for r ∈ [r0, r1): the shared float epilogue over the integer block dots of a tile.
