@@ -6,7 +6,8 @@
 #            decode 128 from an empty context).
 #   synth    `rotor bench` on random-weight files with real shapes (`rotor synth`; SHAPES,
 #            default "tinyllama-1.1b llama2-7b") in W4A8KV8 and W4A4KV4, at each of THREADS
-#            (default "1 2"): prefill/decode tok/s, decode roofline fraction, peak memory; and
+#            (default "1 2"): prefill/decode tok/s, decode roofline fraction, peak memory, the
+#            share of the file mapped in 2 MB pages (each file leaves the page cache first); and
 #            prefill of LONG_PROMPT_TOKENS (default 512, the issue's and llama-bench's length)
 #            in a run of its own.
 #   online   decode at ONLINE_SHAPE (default llama2-7b), W4A4KV4, without and with each
@@ -85,9 +86,9 @@ synth_table() {
   echo "rotor bench -p $PROMPT_TOKENS -n $DECODE_TOKENS -r $BENCH_REPEAT on rotor synth files (median);"
   echo "prefill ($LONG_PROMPT_TOKENS): rotor bench -p $LONG_PROMPT_TOKENS -n 0 -r $BENCH_REPEAT"
   echo
-  printf '| model | format | ISA | threads | prefill tok/s (%d) | prefill tok/s (%d) | decode tok/s | decode roofline | peak MB |\n' \
+  printf '| model | format | ISA | threads | prefill tok/s (%d) | prefill tok/s (%d) | decode tok/s | decode roofline | peak MB | file in 2 MB pages |\n' \
     "$PROMPT_TOKENS" "$LONG_PROMPT_TOKENS"
-  printf '|---|---|---|---|---|---|---|---|---|\n'
+  printf '|---|---|---|---|---|---|---|---|---|---|\n'
   for shape in $SHAPES; do
     for fmt in "w4a8kv8 --a-bits 8 --kv-bits 8" "w4a4kv4 --a-bits 4 --kv-bits 4"; do
       read -r name flags <<<"$fmt"
@@ -99,11 +100,13 @@ synth_table() {
         long=$("$ROTOR" bench -m "$file" -p "$LONG_PROMPT_TOKENS" -n 0 \
                -r "$BENCH_REPEAT" -t "$t" --json)
         isa=$(sed 's/.*"isa":"\([a-z0-9]*\)".*/\1/' <<<"$out")
-        printf '| %s | %s | %s | %s | %.1f | %.1f | %.2f | %.1f%% | %.0f |\n' "$shape" "$name" "$isa" "$t" \
+        printf '| %s | %s | %s | %s | %.1f | %.1f | %.2f | %.1f%% | %.0f | %.0f%% |\n' \
+          "$shape" "$name" "$isa" "$t" \
           "$(json_median prefill_tok_s "$out")" "$(json_median prefill_tok_s "$long")" \
           "$(json_median decode_tok_s "$out")" \
           "$(awk -v r="$(json_number roofline_fraction "$out")" 'BEGIN { print 100 * r }')" \
-          "$(awk -v b="$(json_number peak_rss_bytes "$out")" 'BEGIN { print b / 1e6 }')"
+          "$(awk -v b="$(json_number peak_rss_bytes "$out")" 'BEGIN { print b / 1e6 }')" \
+          "$(awk -v h="$(json_number model_file_in_2mb_pages "$out")" 'BEGIN { print 100 * h }')"
       done
     done
   done
@@ -122,6 +125,10 @@ synth_file() {
     [ "${has:-0}" = "$FORMAT_VERSION" ] || rm -f "$file"
   fi
   [ -f "$file" ] || "$ROTOR" synth "$@" -o "$file" >&2
+  # Out of the page cache, so that the first load reads it through the engine's hinted mapping
+  # and later ones map it in 2 MB pages where the kernel can: the pages another reader or the
+  # writer left decoded up to ~12% slower (docs/BENCHMARKS.md). The tables report the share.
+  dd if="$file" iflag=nocache count=0 status=none
   echo "$file"
 }
 

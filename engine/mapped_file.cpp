@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 
 #include "engine/error.h"
 
@@ -44,6 +46,30 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
 #endif
   ::close(fd);
   data_ = static_cast<const uint8_t*>(p);
+}
+
+size_t mapping_bytes(const void* begin, size_t size, const char* field) {
+  std::ifstream smaps("/proc/self/smaps");
+  // Areas end on page boundaries: a mapping of a file ends past its last byte.
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = reinterpret_cast<uintptr_t>(begin);
+  const uintptr_t last = (first + size + page - 1) / page * page;
+  const std::string prefix = std::string(field) + ":";
+  size_t bytes = 0;
+  bool inside = false;  // the current area lies within the range
+  for (std::string line; std::getline(smaps, line);) {
+    unsigned long lo = 0, hi = 0;
+    char dash = 0;
+    if (std::sscanf(line.c_str(), "%lx%c%lx", &lo, &dash, &hi) == 3 && dash == '-') {
+      inside = lo >= first && hi <= last;
+      continue;
+    }
+    unsigned long kb = 0;
+    if (inside && line.compare(0, prefix.size(), prefix) == 0 &&
+        std::sscanf(line.c_str() + prefix.size(), "%lu kB", &kb) == 1)
+      bytes += static_cast<size_t>(kb) << 10;
+  }
+  return bytes;
 }
 
 MappedFile::~MappedFile() {

@@ -230,6 +230,11 @@ TEST_CASE("cli: bench reports speeds, memory, bandwidth and roofline") {
         1e3 / j["decode_tok_s"]["max"].get<double>() * (1 - 1e-9));
   CHECK(token_ms["min"].get<double>() <=
         1e3 / j["decode_tok_s"]["min"].get<double>() * (1 + 1e-9));
+  // The model file's mapping: all of it, some fraction of it in 2 MB pages.
+  CHECK(j["model_file_bytes"].get<double>() ==
+        static_cast<double>(read_file(llama2c_path("stories260K")).size()));
+  CHECK(j["model_file_in_2mb_pages"].get<double>() >= 0.0);
+  CHECK(j["model_file_in_2mb_pages"].get<double>() <= 1.0);
 
   CliResult too_long = run_rotor({"bench", "-m", llama2c_path("stories260K"), "-p", "500",
                                   "-n", "100"});
