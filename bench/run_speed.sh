@@ -127,7 +127,7 @@ synth_file() {
   [ -f "$file" ] || "$ROTOR" synth "$@" -o "$file" >&2
   # Out of the page cache, so that the first load reads it through the engine's hinted mapping
   # and later ones map it in 2 MB pages where the kernel can: the pages another reader or the
-  # writer left decoded up to ~12% slower (docs/BENCHMARKS.md). The tables report the share.
+  # writer left decoded up to ~13% slower (docs/BENCHMARKS.md). The tables report the share.
   dd if="$file" iflag=nocache count=0 status=none
   echo "$file"
 }

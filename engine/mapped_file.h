@@ -22,7 +22,7 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // Bytes of the mapping that are mapped in 2 MB pages now. The page cache decides it, not this
   // process: a file it holds in 2 MB folios maps so, and the decode GEMV streams such weights
-  // ~10% faster on the development VM (docs/BENCHMARKS.md).
+  // ~15% faster on the development VM (docs/BENCHMARKS.md).
   size_t huge_page_bytes() const { return mapping_bytes(data_, size_, "FilePmdMapped"); }
 
  private:
