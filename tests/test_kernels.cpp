@@ -79,8 +79,8 @@ std::vector<Isa> isas_under_test() {
   return isas;
 }
 
-// Every table kernels_for may return on this CPU: per ISA, and for AVX-512 both decode step
-// widths (dispatch picks one by CPU vendor).
+// Every table kernels_for may return on this CPU: per ISA, and for AVX-512 both ways of walking
+// decode rows (dispatch picks one by CPU vendor).
 std::vector<const KernelTable*> tables_under_test(const std::vector<Isa>& isas) {
   std::vector<const KernelTable*> tables;
   for (Isa isa : isas) {

@@ -168,9 +168,10 @@ void row_by_row_dots(const DotJob& job) {
 // On an Intel Xeon rows one by one (DecodeWalk::kRowByRow) stream faster.
 template <int Bits>
 void dots_by_block(const DotJob& job, int n_tokens, DecodeWalk walk) {
-  if (n_tokens == 1 && job.w.blocks() == 1 && walk == DecodeWalk::kTiles)
+  const bool decode_rows = n_tokens == 1 && job.w.blocks() == 1;
+  if (decode_rows && walk == DecodeWalk::kTiles)
     tiled_dots<YmmStep<Bits>, 4, 4, 8>(job, n_tokens);
-  else if (n_tokens == 1 && job.w.blocks() == 1)
+  else if (decode_rows)
     row_by_row_dots<Bits>(job);
   else if (job.w.block % 64 == 0)
     tiled_dots<ZmmStep<Bits>, 4, 4, 16>(job, n_tokens);
