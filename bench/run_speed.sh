@@ -85,10 +85,11 @@ stories_table() {
 synth_table() {
   echo "rotor bench -p $PROMPT_TOKENS -n $DECODE_TOKENS -r $BENCH_REPEAT on rotor synth files (median);"
   echo "prefill ($LONG_PROMPT_TOKENS): rotor bench -p $LONG_PROMPT_TOKENS -n 0 -r $BENCH_REPEAT"
+  echo "decode --no-mmap: the first command with the file read into memory (its roofline share)"
   echo
-  printf '| model | format | ISA | threads | prefill tok/s (%d) | prefill tok/s (%d) | decode tok/s | decode roofline | peak MB | file in 2 MB pages |\n' \
+  printf '| model | format | ISA | threads | prefill tok/s (%d) | prefill tok/s (%d) | decode tok/s | decode roofline | peak MB | file in 2 MB pages | decode tok/s --no-mmap |\n' \
     "$PROMPT_TOKENS" "$LONG_PROMPT_TOKENS"
-  printf '|---|---|---|---|---|---|---|---|---|---|\n'
+  printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
   for shape in $SHAPES; do
     for fmt in "w4a8kv8 --a-bits 8 --kv-bits 8" "w4a4kv4 --a-bits 4 --kv-bits 4"; do
       read -r name flags <<<"$fmt"
@@ -99,14 +100,18 @@ synth_table() {
               -r "$BENCH_REPEAT" -t "$t" --json)
         long=$("$ROTOR" bench -m "$file" -p "$LONG_PROMPT_TOKENS" -n 0 \
                -r "$BENCH_REPEAT" -t "$t" --json)
+        unmapped=$("$ROTOR" bench -m "$file" -p "$PROMPT_TOKENS" -n "$DECODE_TOKENS" \
+                   -r "$BENCH_REPEAT" -t "$t" --no-mmap --json)
         isa=$(sed 's/.*"isa":"\([a-z0-9]*\)".*/\1/' <<<"$out")
-        printf '| %s | %s | %s | %s | %.1f | %.1f | %.2f | %.1f%% | %.0f | %.0f%% |\n' \
+        printf '| %s | %s | %s | %s | %.1f | %.1f | %.2f | %.1f%% | %.0f | %.0f%% | %.2f (%.1f%%) |\n' \
           "$shape" "$name" "$isa" "$t" \
           "$(json_median prefill_tok_s "$out")" "$(json_median prefill_tok_s "$long")" \
           "$(json_median decode_tok_s "$out")" \
           "$(awk -v r="$(json_number roofline_fraction "$out")" 'BEGIN { print 100 * r }')" \
           "$(awk -v b="$(json_number peak_rss_bytes "$out")" 'BEGIN { print b / 1e6 }')" \
-          "$(awk -v h="$(json_number model_file_in_2mb_pages "$out")" 'BEGIN { print 100 * h }')"
+          "$(awk -v h="$(json_number model_file_in_2mb_pages "$out")" 'BEGIN { print 100 * h }')" \
+          "$(json_median decode_tok_s "$unmapped")" \
+          "$(awk -v r="$(json_number roofline_fraction "$unmapped")" 'BEGIN { print 100 * r }')"
       done
     done
   done

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -14,7 +15,28 @@
 
 namespace rotor {
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
+namespace {
+
+// Reads the whole of fd into out; false with errno set (0 if the file got shorter) otherwise.
+bool read_all(int fd, uint8_t* out, size_t size) {
+  constexpr size_t kChunk = size_t{64} << 20;  // one read() call's bytes
+  for (size_t done = 0; done < size;) {
+    const ssize_t n = ::pread(fd, out + done, std::min(kChunk, size - done),
+                              static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = 0;
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+MappedFile::MappedFile(const std::string& path, FileAccess access)
+    : path_(path), access_(access) {
   int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
   struct stat st;
@@ -26,6 +48,22 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   if (size_ == 0) {
     ::close(fd);
     throw Error(path + ": file is empty");
+  }
+  if (access == FileAccess::kRead) {
+    copy_ = ZeroedArray<uint8_t>(size_, Pages::kHuge);
+    const bool read = read_all(fd, copy_.data(), size_);
+    const int err = errno;
+    ::close(fd);
+    if (!read)
+      throw Error(path + ": cannot read: " +
+                  (err != 0 ? std::strerror(err) : "the file got shorter while it was read"));
+    // Read-only from here, as a mapping is: a stray write faults instead of changing weights.
+    // The area's flags then differ from other arrays', so the kernel never merges it with a
+    // neighbour, and smaps reports its pages alone (huge_page_bytes).
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    ::mprotect(copy_.data(), (size_ + page - 1) / page * page, PROT_READ);
+    data_ = copy_.data();
+    return;
   }
   void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
   if (p == MAP_FAILED) {
@@ -73,7 +111,7 @@ size_t mapping_bytes(const void* begin, size_t size, const char* field) {
 }
 
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (access_ == FileAccess::kMap && data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 }  // namespace rotor

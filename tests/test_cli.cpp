@@ -37,6 +37,11 @@ TEST_CASE("cli: run streams the prompt and the continuation; sampling is seeded"
   CliResult greedy = run_rotor({"run", "-m", m, "-p", "Once upon a time", "-n", "20", "--temp", "0"});
   REQUIRE(greedy.exit_code == 0);
   CHECK(greedy.out.rfind("Once upon a time, there was a little girl", 0) == 0);
+  // --no-mmap reads the checkpoint into memory instead of mapping it: the same text.
+  CliResult read = run_rotor(
+      {"run", "-m", m, "-p", "Once upon a time", "-n", "20", "--temp", "0", "--no-mmap"});
+  REQUIRE_MESSAGE(read.exit_code == 0, read.err);
+  CHECK(read.out == greedy.out);
 
   CliResult a = run_rotor({"run", "-m", m, "-n", "30", "--seed", "5", "--json"});
   CliResult b = run_rotor({"run", "-m", m, "-n", "30", "--seed", "5", "--json"});
@@ -193,7 +198,7 @@ TEST_CASE("cli: info and --help") {
   }
   CliResult run_help = run_rotor({"run", "--help"});
   for (const char* flag : {"--model", "--prompt", "--n-tokens", "--temp", "--top-k", "--top-p",
-                           "--seed", "--threads", "--json", "--ctx", "--tokenizer"})
+                           "--seed", "--threads", "--json", "--ctx", "--tokenizer", "--no-mmap"})
     CHECK(run_help.out.find(flag) != std::string::npos);
 }
 
@@ -233,8 +238,17 @@ TEST_CASE("cli: bench reports speeds, memory, bandwidth and roofline") {
   // The model file's mapping: all of it, some fraction of it in 2 MB pages.
   CHECK(j["model_file_bytes"].get<double>() ==
         static_cast<double>(read_file(llama2c_path("stories260K")).size()));
+  CHECK(j["model_file_access"] == "mmap");
   CHECK(j["model_file_in_2mb_pages"].get<double>() >= 0.0);
   CHECK(j["model_file_in_2mb_pages"].get<double>() <= 1.0);
+  CliResult read = run_rotor({"bench", "-m", llama2c_path("stories260K"), "-p", "8", "-n", "4",
+                              "-r", "1", "-t", "1", "--no-mmap", "--json"});
+  REQUIRE_MESSAGE(read.exit_code == 0, read.err);
+  auto jr = nlohmann::json::parse(read.out);
+  CHECK(jr["model_file_access"] == "read");
+  CHECK(jr["model_file_bytes"] == j["model_file_bytes"]);
+  CHECK(jr["model_file_in_2mb_pages"].get<double>() >= 0.0);
+  CHECK(jr["model_file_in_2mb_pages"].get<double>() <= 1.0);
 
   CliResult too_long = run_rotor({"bench", "-m", llama2c_path("stories260K"), "-p", "500",
                                   "-n", "100"});

@@ -1,12 +1,15 @@
-// MappedFile: the smaps fields of its mapping are read from the right memory areas.
+// MappedFile: the smaps fields of its mapping are read from the right memory areas; a file read
+// into memory (FileAccess::kRead) holds the same bytes, in an area of its own.
 #include "engine/mapped_file.h"
 
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
+#include "engine/error.h"
 #include "tests/helpers.h"
 
 using namespace rotor;
@@ -29,4 +32,28 @@ TEST_CASE("mapped file: smaps fields count its own pages, in bytes") {
   // An area only partly within the range counts nothing; nor does a field that does not exist.
   CHECK(mapping_bytes(f.data(), page, "Rss") == 0);
   CHECK(mapping_bytes(f.data(), f.size(), "NoSuchField") == 0);
+}
+
+TEST_CASE("mapped file: read into memory, the bytes are the file's, in an area of their own") {
+  TempDir dir;
+  const std::string path = dir.path() + "/file.bin";
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t size = 37 * page + 123;
+  std::string bytes(size, '\0');
+  for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>(i * 131 + (i >> 9));
+  write_file(path, bytes);
+  MappedFile mapped(path), read(path, FileAccess::kRead);
+  CHECK(mapped.access() == FileAccess::kMap);
+  CHECK(read.access() == FileAccess::kRead);
+  REQUIRE(read.size() == size);
+  CHECK(std::equal(read.data(), read.data() + size, mapped.data()));
+  // Its own area, every page of it resident (the read wrote them all).
+  CHECK(mapping_bytes(read.data(), read.size(), "Size") == 38 * page);
+  CHECK(mapping_bytes(read.data(), read.size(), "Rss") == 38 * page);
+  CHECK(read.huge_page_bytes() <= read.size());
+
+  CHECK_THROWS_WITH_AS(MappedFile(dir.path() + "/missing.bin", FileAccess::kRead),
+                       doctest::Contains("missing.bin: cannot open"), Error);
+  CHECK_THROWS_WITH_AS(MappedFile(dir.path(), FileAccess::kRead),
+                       doctest::Contains("not a regular file"), Error);
 }

@@ -68,11 +68,13 @@ void reseal(std::string& bytes, Parsed& p) {
   std::memcpy(&bytes[0], &p.header, sizeof p.header);
 }
 
-std::string load_error(const std::string& bytes) {
+std::string load_error(const std::string& bytes, FileAccess access = FileAccess::kMap) {
   TempDir tmp;
   write_file(tmp.file("m.rotor"), bytes);
   try {
-    load_model(tmp.file("m.rotor"));
+    LoadOptions options;
+    options.access = access;
+    load_model(tmp.file("m.rotor"), options);
   } catch (const Error& e) {
     return e.what();
   }
@@ -96,6 +98,32 @@ TEST_CASE("rotor file: round trip keeps config, recipe and tokenizer") {
   CHECK(m->tokenizer_proto == read_file(shared_dir() + "/models/stories260K/tokenizer.model"));
   CHECK(m->layers[0].wq->type_name() == "w4a8");
   CHECK(m->chat_template == "chatml");
+}
+
+TEST_CASE("rotor file: read into memory (--no-mmap), it runs as mapped and is checked alike") {
+  TempDir tmp;
+  write_file(tmp.file("m.rotor"), quantized_bytes());
+  LoadOptions options;
+  options.access = FileAccess::kRead;
+  auto mapped = load_model(tmp.file("m.rotor")), read = load_model(tmp.file("m.rotor"), options);
+  REQUIRE(read->mappings.size() == 1);
+  CHECK(read->mappings[0]->access() == FileAccess::kRead);
+  CHECK(mapped->mappings[0]->access() == FileAccess::kMap);
+  Session sm(*mapped), sr(*read);
+  const float* lm = sm.prefill({1, 400, 32});
+  const float* lr = sr.prefill({1, 400, 32});
+  CHECK(std::equal(lm, lm + mapped->config.vocab_size, lr));
+  const float* dm = sm.decode(9);
+  const float* dr = sr.decode(9);
+  CHECK(std::equal(dm, dm + mapped->config.vocab_size, dr));
+
+  std::string bad = quantized_bytes();
+  const Parsed p = parse(bad);
+  bad[p.dir.back().offset + p.dir.back().size / 2] ^= 0x10;
+  CHECK(load_error(bad, FileAccess::kRead).find("checksum mismatch") != std::string::npos);
+  const std::string& good = quantized_bytes();
+  CHECK(load_error(good.substr(0, good.size() / 2), FileAccess::kRead).find("truncated") !=
+        std::string::npos);
 }
 
 TEST_CASE("rotor file: version 1 files (one checksum per whole section) still load") {

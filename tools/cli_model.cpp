@@ -12,6 +12,10 @@ void add_model_options(Args& args) {
   args.option("tokenizer", 0, "FILE", "SentencePiece model", "tokenizer.model beside MODEL");
   args.option("threads", 't', "N", "threads for the forward pass",
               std::to_string(default_thread_count()) + ", the physical cores available");
+  args.flag("no-mmap", 0,
+            "read a rotor or llama2.c file into the process's own memory (2 MB pages) instead "
+            "of mapping it: a slower start and a private copy, in pages the page cache does not "
+            "decide (decode was 12-17% faster so on a VM; docs/BENCHMARKS.md)");
 }
 
 LoadedModel load_model_from_args(const Args& args, const std::string& path) {
@@ -21,6 +25,7 @@ LoadedModel load_model_from_args(const Args& args, const std::string& path) {
 
   LoadOptions options;
   options.tokenizer_path = args.get("tokenizer");
+  if (args.has("no-mmap")) options.access = FileAccess::kRead;
   LoadedModel lm;
   lm.model = load_model(model_path, options);
   const std::string origin = lm.model->tokenizer_path;

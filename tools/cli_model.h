@@ -1,4 +1,4 @@
-// The model-loading flags every subcommand shares (-m, --tokenizer, --threads) and what
+// The model-loading flags every subcommand shares (-m, --tokenizer, --threads, --no-mmap) and what
 // they produce: a model with its tokenizer, checked against each other.
 #pragma once
 #include <memory>

@@ -79,7 +79,7 @@ int cmd_bench(int argc, char** argv) {
             "ids (fixed seed). --threads sizes the engine's thread pool; the bandwidth test uses\n"
             "as many threads. Each decoded token's time is reported too (median and slowest):\n"
             "a stall shows there, not in tokens/s. Also reported: how much of the model file\n"
-            "the warm-up found mapped in 2 MB pages (the page cache's state, which changes\n"
+            "the warm-up found in 2 MB pages (when mapped, the page cache's state, which changes\n"
             "decode speed).");
   add_model_options(args);
   args.option("prompt-tokens", 'p', "P", "prompt tokens for prefill", "512");
@@ -166,9 +166,11 @@ int cmd_bench(int argc, char** argv) {
   // How much of the model file the warm-up found in 2 MB pages: the page cache's state, which
   // moves decode speed by up to ~15% on the development VM, is part of what a run measured.
   size_t mapped = 0, huge = 0;
+  bool read_into_memory = false;  // --no-mmap
   for (const auto& m : model.mappings) {
     mapped += m->size();
     huge += m->huge_page_bytes();
+    read_into_memory = m->access() == FileAccess::kRead;
   }
   const double huge_fraction = mapped > 0 ? static_cast<double>(huge) / mapped : 0.0;
   BandwidthProbe probe(threads);
@@ -223,6 +225,7 @@ int cmd_bench(int argc, char** argv) {
                         {"peak_rss_bytes", peak},        {"weight_bytes_per_token", bytes_per_token},
                         {"read_bandwidth_bytes_s", s(bw)}, {"roofline_fraction", roof},
                         {"model_file_bytes", mapped},
+                        {"model_file_access", read_into_memory ? "read" : "mmap"},
                         {"model_file_in_2mb_pages", huge_fraction}};
     if (profiling) j["decode_step_share"] = shares_json(profile);
     if (depth > 0) {
@@ -254,8 +257,9 @@ int cmd_bench(int argc, char** argv) {
   std::printf("memory     peak %.1f MB; %.3f MB of weights read per decoded token\n", peak / 1e6,
               bytes_per_token / 1e6);
   if (mapped > 0)
-    std::printf("pages      %.1f%% of the %.1f MB model file mapped in 2 MB pages\n",
-                100.0 * huge_fraction, mapped / 1e6);
+    std::printf("pages      %.1f%% of the %.1f MB model file %s 2 MB pages\n",
+                100.0 * huge_fraction, mapped / 1e6,
+                read_into_memory ? "read (--no-mmap) into" : "mapped in");
   std::printf("roofline   read bandwidth %.1f GB/s median (%.1f .. %.1f, after each run) -> "
               "%.1f%% of the decode roofline\n",
               bw.median / 1e9, bw.min / 1e9, bw.max / 1e9, 100.0 * roof);

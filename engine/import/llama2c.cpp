@@ -29,9 +29,9 @@ class Cursor {
 
 }  // namespace
 
-std::unique_ptr<Model> import_llama2c(const std::string& path) {
+std::unique_ptr<Model> import_llama2c(const std::string& path, FileAccess access) {
   auto model = std::make_unique<Model>();
-  model->mappings.push_back(std::make_unique<MappedFile>(path));
+  model->mappings.push_back(std::make_unique<MappedFile>(path, access));
   const MappedFile& file = *model->mappings.back();
   if (file.size() < kHeaderBytes)
     throw Error(path + ": not a model file: " + std::to_string(file.size()) +

@@ -45,8 +45,8 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
   if (::stat(path.c_str(), &st) != 0)
     throw Error(path + ": no such model file or directory");
   std::unique_ptr<Model> model = S_ISDIR(st.st_mode)      ? import_hf(path)
-                                 : has_rotor_magic(path) ? import_rotor(path)
-                                                         : import_llama2c(path);
+                                 : has_rotor_magic(path) ? import_rotor(path, options.access)
+                                                         : import_llama2c(path, options.access);
 
   if (model->tokenizer_proto.empty()) {
     std::string tok = options.tokenizer_path.empty()

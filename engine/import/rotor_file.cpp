@@ -330,9 +330,9 @@ void read_online(const json& manifest, const TensorTable& tt, Model& model) {
 
 }  // namespace
 
-std::unique_ptr<Model> import_rotor(const std::string& path) {
+std::unique_ptr<Model> import_rotor(const std::string& path, FileAccess access) {
   auto model = std::make_unique<Model>();
-  model->mappings.push_back(std::make_unique<MappedFile>(path));
+  model->mappings.push_back(std::make_unique<MappedFile>(path, access));
   const MappedFile& f = *model->mappings.back();
   const Sections s = read_sections(f);
 
