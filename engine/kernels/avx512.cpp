@@ -6,7 +6,8 @@
 // loaded and unpacked once for all the tile's tokens and each activation step once for all its
 // rows; in decode 8 rows of 256-bit steps where each row has one block (kAvx512Kernels; one
 // row after another in kAvx512RowByRowKernels, see dots_by_block), else 8 rows × 4
-// consecutive blocks for 4-bit weights (pair_row_block_dots) and for 8-bit ones 16 rows (one
+// consecutive blocks for 4-bit weights (pair_row_block_dots; in kAvx512RowByRowKernels one row
+// after another again, row_by_row_block_dots) and for 8-bit ones 16 rows (one
 // large block at a time) or 4 rows × (with small blocks) 4 consecutive blocks. At the end of a
 // block the tile's accumulators are reduced four at a time. Where the CPU has AMX-INT8, prefill
 // of 16 or more tokens goes through its tile unit instead (see "AMX tiles" below).
@@ -345,6 +346,42 @@ void pair_row_block_dots(const DotJob& job, int r, int r_end) {
   }
 }
 
+// Rows [job.r0, job.r1) of several 4-bit blocks each (o_proj, its activations per head: a
+// block a whole number of 64-column chunks), one token, one row after another as
+// row_by_row_dots walks them, so a worker's share streams as one sequence; four blocks'
+// accumulators reduced together.
+void row_by_row_block_dots(const DotJob& job) {
+  using S = ZmmStep<4>;
+  constexpr size_t kStepBytes = S::kCols / 2;
+  const PackedMatrix& w = job.w;
+  const int nb = w.blocks(), steps = w.block / S::kCols;
+  const uint8_t* row = w.codes + static_cast<size_t>(job.r0) * w.row_bytes();
+  int32_t* out = job.dots;
+  for (int r = job.r0; r < job.r1; ++r) {
+    const uint8_t* q = job.q;
+    for (int b = 0; b < nb; b += 4, out += 4) {
+      const int n_blocks = std::min(4, nb - b);
+      __m512i acc[4];
+      unrolled<4>([&](auto j) {
+        acc[j] = _mm512_setzero_si512();
+        if (j >= n_blocks) return;
+        for (int s = 0; s < steps; ++s, row += kStepBytes, q += S::kCols) {
+          __m512i qv = S::acts(q, 0);
+          // As row_dot: one prefetch per cache line, tied into the step.
+          if (reinterpret_cast<uintptr_t>(row) % 64 == 0)
+            asm volatile("prefetcht1 %1" : "+v"(qv) : "m"(row[kRowWalkPrefetchBytes]));
+          acc[j] = S::dot(acc[j], qv, S::weights(row, 0));
+        }
+      });
+      const __mmask8 stored = static_cast<__mmask8>((1u << n_blocks) - 1);
+      _mm_mask_storeu_epi32(out, stored,
+                            _mm_sub_epi32(totals4(acc[0], acc[1], acc[2], acc[3]),
+                                          _mm_maskz_loadu_epi32(stored, job.offsets + b)));
+    }
+    out -= (nb + 3) / 4 * 4 - nb;
+  }
+}
+
 // kernel(job, r0, r) over the rows of job's whole tiles of `tile` rows, [r0, r); the rest of
 // its rows through dots_by_block (one token).
 template <class Kernel>
@@ -373,7 +410,9 @@ void vector_block_dots(const PackedMatrix& w, const uint8_t* q, size_t q_stride,
   if (n_tokens == 1 && w.blocks() == 1 && w.cols_padded <= kPairMaxCols)
     return whole_row_tiles(job, kPairRows, pair_row_dots, walk);
   if (n_tokens == 1 && w.blocks() > 1 && w.block % kChunk == 0)
-    return whole_row_tiles(job, kBlockTileRows, pair_row_block_dots, walk);
+    return walk == DecodeWalk::kRowByRow
+               ? row_by_row_block_dots(job)
+               : whole_row_tiles(job, kBlockTileRows, pair_row_block_dots, walk);
   if (n_tokens == 1 && w.block == 8) return whole_row_tiles(job, 2, pair_row_dots8, walk);
   dots_by_block<4>(job, n_tokens, walk);
 }

@@ -213,8 +213,9 @@ const KernelTable& kernels();
 extern const KernelTable kScalarKernels;
 extern const KernelTable kAvx2Kernels;
 extern const KernelTable kAvx512Kernels;
-// The same but decode walks rows with one block (per-channel weights) one after another rather
-// than in tiles of 8 side by side: faster from memory on Intel (avx512.cpp, dispatch.cpp).
+// The same but decode walks rows one after another rather than in tiles of 8 side by side
+// (per-channel weights, and 4-bit rows of several blocks: o_proj with per-head activations):
+// faster from memory on Intel (avx512.cpp, dispatch.cpp).
 extern const KernelTable kAvx512RowByRowKernels;
 extern const KernelTable kNeonKernels;
 
