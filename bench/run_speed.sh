@@ -138,17 +138,20 @@ synth_file() {
 }
 
 # Decode tok/s median of rotor bench at ONLINE_SHAPE in W4A4KV4 without and with each recipe's
-# online steps (rotor synth --rotation/--bdq), and the share of decode time they take.
+# online steps (rotor synth --rotation/--bdq), and the share of decode time they take. Each
+# file is read into memory (--no-mmap): mapped, how the host backs each file's page cache moved
+# decode by more than the steps cost (docs/BENCHMARKS.md).
 online_table() {
   local shape=$ONLINE_SHAPE t=${THREADS##* }
-  echo "Online steps at $shape, W4A4KV4, $t threads: rotor bench -p 1 -n $DECODE_TOKENS -r $BENCH_REPEAT (median)"
+  echo "Online steps at $shape, W4A4KV4, $t threads: rotor bench -p 1 -n $DECODE_TOKENS -r $BENCH_REPEAT --no-mmap (median)"
   echo
   printf '| online steps | synth flags | decode tok/s | share of decode time |\n|---|---|---|---|\n'
   local base=""
   while IFS='|' read -r label key flags; do
     # shellcheck disable=SC2086  # flags are words
     file=$(synth_file "$shape-w4a4kv4-$key" --shape "$shape" --a-bits 4 --kv-bits 4 $flags)
-    out=$("$ROTOR" bench -m "$file" -p 1 -n "$DECODE_TOKENS" -r "$BENCH_REPEAT" -t "$t" --json)
+    out=$("$ROTOR" bench -m "$file" -p 1 -n "$DECODE_TOKENS" -r "$BENCH_REPEAT" -t "$t" \
+          --no-mmap --json)
     dec=$(json_median decode_tok_s "$out")
     [ -n "$base" ] || base=$dec
     printf '| %s | `%s` | %.2f | %s |\n' "$label" "${flags:-(none)}" "$dec" \
@@ -162,15 +165,16 @@ ROWS
 }
 
 # Decode at an empty context and after DEPTH cached positions (rotor bench --depth), W4A4KV4
-# with each K cache layout, at ONLINE_SHAPE.
+# with each K cache layout, at ONLINE_SHAPE; the file read into memory, as in online_table.
 depth_table() {
   local shape=$ONLINE_SHAPE t=${THREADS##* } depth=$((4096 - DECODE_TOKENS))
-  echo "Context depth at $shape, W4A4KV4, $t threads: rotor bench -p 1 -n $DECODE_TOKENS --depth $depth -r $BENCH_REPEAT (median)"
+  echo "Context depth at $shape, W4A4KV4, $t threads: rotor bench -p 1 -n $DECODE_TOKENS --depth $depth -r $BENCH_REPEAT --no-mmap (median)"
   echo
   printf '| K cache | decode tok/s, empty | decode tok/s at %d | slowdown (median of paired repeats) |\n|---|---|---|---|\n' "$depth"
   for k in 32 0; do
     file=$(synth_file "$shape-w4a4kv4-kivi$k" --shape "$shape" --a-bits 4 --kv-bits 4 --kv-k-group "$k")
-    out=$("$ROTOR" bench -m "$file" -p 1 -n "$DECODE_TOKENS" -r "$BENCH_REPEAT" -t "$t" --depth "$depth" --json)
+    out=$("$ROTOR" bench -m "$file" -p 1 -n "$DECODE_TOKENS" -r "$BENCH_REPEAT" -t "$t" \
+          --depth "$depth" --no-mmap --json)
     printf '| %s | %.2f | %.2f | %.1f%% |\n' "$([ "$k" = 0 ] && echo "per token" || echo "KIVI, groups of $k")" \
       "$(json_median decode_tok_s "$out")" "$(json_median decode_at_depth_tok_s "$out")" \
       "$(awk -v s="$(json_number depth_slowdown "$out")" 'BEGIN { print 100 * s }')"

@@ -15,7 +15,7 @@ void add_model_options(Args& args) {
   args.flag("no-mmap", 0,
             "read a rotor or llama2.c file into the process's own memory (2 MB pages) instead "
             "of mapping it: a slower start and a private copy, in pages the page cache does not "
-            "decide (decode was 12-17% faster so on a VM; docs/BENCHMARKS.md)");
+            "decide (7B decode was 12-20% faster so on a VM; docs/BENCHMARKS.md)");
 }
 
 LoadedModel load_model_from_args(const Args& args, const std::string& path) {
