@@ -6,31 +6,41 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 
 #include "engine/error.h"
+#include "engine/threads.h"
 
 namespace rotor {
 
 namespace {
 
-// Reads the whole of fd into out; false with errno set (0 if the file got shorter) otherwise.
+// Reads the whole of fd into out, in chunks the engine's threads take side by side (most of a
+// fresh copy's cost is the kernel backing its pages, which threads share); false with errno set
+// (0 if the file got shorter) otherwise.
 bool read_all(int fd, uint8_t* out, size_t size) {
-  constexpr size_t kChunk = size_t{64} << 20;  // one read() call's bytes
-  for (size_t done = 0; done < size;) {
-    const ssize_t n = ::pread(fd, out + done, std::min(kChunk, size - done),
-                              static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n == 0) errno = 0;
-      return false;
+  constexpr size_t kChunk = size_t{64} << 20;  // one task's bytes
+  const int n_chunks = static_cast<int>((size + kChunk - 1) / kChunk);
+  std::atomic<int> error{-1};  // -1: none yet; else the errno of the first failure
+  thread_pool().parallel_for(n_chunks, [&](int c, int) {
+    const size_t end = std::min(size, (static_cast<size_t>(c) + 1) * kChunk);
+    for (size_t done = static_cast<size_t>(c) * kChunk; done < end && error.load() < 0;) {
+      const ssize_t n = ::pread(fd, out + done, end - done, static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        int none = -1;
+        error.compare_exchange_strong(none, n == 0 ? 0 : errno);
+        return;
+      }
+      done += static_cast<size_t>(n);
     }
-    done += static_cast<size_t>(n);
-  }
-  return true;
+  });
+  errno = error.load() < 0 ? 0 : error.load();
+  return error.load() < 0;
 }
 
 }  // namespace

@@ -52,6 +52,16 @@ TEST_CASE("mapped file: read into memory, the bytes are the file's, in an area o
   CHECK(mapping_bytes(read.data(), read.size(), "Rss") == 38 * page);
   CHECK(read.huge_page_bytes() <= read.size());
 
+  // Past the 64 MB a reading thread takes at once: three chunks, each in its place.
+  const std::string large_path = dir.path() + "/large.bin";
+  std::string large((size_t{128} << 20) + 4097, '\0');
+  for (size_t i = 0; i < large.size(); ++i) large[i] = static_cast<char>(i ^ (i >> 20));
+  write_file(large_path, large);
+  MappedFile large_read(large_path, FileAccess::kRead);
+  REQUIRE(large_read.size() == large.size());
+  const auto* want = reinterpret_cast<const uint8_t*>(large.data());
+  CHECK(std::equal(want, want + large.size(), large_read.data()));
+
   CHECK_THROWS_WITH_AS(MappedFile(dir.path() + "/missing.bin", FileAccess::kRead),
                        doctest::Contains("missing.bin: cannot open"), Error);
   CHECK_THROWS_WITH_AS(MappedFile(dir.path(), FileAccess::kRead),

@@ -13,9 +13,8 @@ void add_model_options(Args& args) {
   args.option("threads", 't', "N", "threads for the forward pass",
               std::to_string(default_thread_count()) + ", the physical cores available");
   args.flag("no-mmap", 0,
-            "read a rotor or llama2.c file into the process's own memory (2 MB pages) instead "
-            "of mapping it: a slower start and a private copy, in pages the page cache does not "
-            "decide (7B decode was 12-20% faster so on a VM; docs/BENCHMARKS.md)");
+            "read the model file into private memory (2 MB pages) instead of mapping it: a "
+            "slower start, but on a VM 7B decode ran 12-20% faster so (docs/BENCHMARKS.md)");
 }
 
 LoadedModel load_model_from_args(const Args& args, const std::string& path) {
