@@ -43,6 +43,18 @@ bool read_all(int fd, uint8_t* out, size_t size) {
   return error.load() < 0;
 }
 
+// The memory the kernel estimates is available for new allocations (MemAvailable: free memory
+// and what it can reclaim, the page cache included), in bytes; 0 where unknown.
+size_t available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  for (std::string line; std::getline(meminfo, line);) {
+    unsigned long long kb = 0;
+    if (std::sscanf(line.c_str(), "MemAvailable: %llu kB", &kb) == 1)
+      return static_cast<size_t>(kb) << 10;
+  }
+  return 0;
+}
+
 }  // namespace
 
 MappedFile::MappedFile(const std::string& path, FileAccess access)
@@ -60,6 +72,14 @@ MappedFile::MappedFile(const std::string& path, FileAccess access)
     throw Error(path + ": file is empty");
   }
   if (access == FileAccess::kRead) {
+    // A copy larger than the memory there is would end in the OOM killer, not an error.
+    const size_t available = available_memory();
+    if (available > 0 && size_ > available) {
+      ::close(fd);
+      throw Error(path + ": cannot read into memory: the file is " +
+                  std::to_string(size_ >> 20) + " MiB and " + std::to_string(available >> 20) +
+                  " MiB are available (mapped, it needs no copy)");
+    }
     copy_ = ZeroedArray<uint8_t>(size_, Pages::kHuge);
     const bool read = read_all(fd, copy_.data(), size_);
     const int err = errno;

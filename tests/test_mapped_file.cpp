@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <fstream>
 #include <string>
 
 #include "engine/error.h"
@@ -61,6 +62,20 @@ TEST_CASE("mapped file: read into memory, the bytes are the file's, in an area o
   REQUIRE(large_read.size() == large.size());
   const auto* want = reinterpret_cast<const uint8_t*>(large.data());
   CHECK(std::equal(want, want + large.size(), large_read.data()));
+
+  // A (sparse) file larger than all of memory is refused before any of it is read; mapped, it
+  // is fine.
+  const std::string huge_path = dir.path() + "/huge.bin";
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  REQUIRE(pages > 0);
+  {
+    std::ofstream huge(huge_path, std::ios::binary);
+    huge.seekp(static_cast<std::streamoff>(pages) * static_cast<std::streamoff>(page) + 4096);
+    huge.put('\x01');
+  }
+  CHECK_THROWS_WITH_AS(MappedFile(huge_path, FileAccess::kRead),
+                       doctest::Contains("MiB are available (mapped, it needs no copy)"), Error);
+  CHECK(MappedFile(huge_path).size() > static_cast<size_t>(pages) * page);
 
   CHECK_THROWS_WITH_AS(MappedFile(dir.path() + "/missing.bin", FileAccess::kRead),
                        doctest::Contains("missing.bin: cannot open"), Error);
