@@ -346,23 +346,39 @@ void pair_row_block_dots(const DotJob& job, int r, int r_end) {
   }
 }
 
+// [Σ v0, Σ v1, …, Σ v15]: a transposing reduction of 16 vectors.
+inline __m512i totals16(const __m512i (&v)[16]) {
+  // Per 128-bit lane l of f[k]: [Σl v4k, Σl v4k+1, Σl v4k+2, Σl v4k+3].
+  __m512i f[4];
+  unrolled<4>([&](auto k) {
+    f[k] = pair_sum64(pair_sum32(v[4 * k], v[4 * k + 1]), pair_sum32(v[4 * k + 2], v[4 * k + 3]));
+  });
+  // [f0 lanes 0+2, f0 1+3, f1 0+2, f1 1+3], the same for f2 and f3; then lane pairs.
+  const __m512i a = _mm512_add_epi32(_mm512_shuffle_i32x4(f[0], f[1], 0x44),
+                                     _mm512_shuffle_i32x4(f[0], f[1], 0xEE));
+  const __m512i b = _mm512_add_epi32(_mm512_shuffle_i32x4(f[2], f[3], 0x44),
+                                     _mm512_shuffle_i32x4(f[2], f[3], 0xEE));
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, 0x88), _mm512_shuffle_i32x4(a, b, 0xDD));
+}
+
 // Rows [job.r0, job.r1) of several 4-bit blocks each (o_proj, its activations per head: a
 // block a whole number of 64-column chunks), one token, one row after another as
-// row_by_row_dots walks them, so a worker's share streams as one sequence; four blocks'
+// row_by_row_dots walks them, so a worker's share streams as one sequence; 16 blocks'
 // accumulators reduced together.
 void row_by_row_block_dots(const DotJob& job) {
   using S = ZmmStep<4>;
   constexpr size_t kStepBytes = S::kCols / 2;
+  constexpr int kBlocks = 16;  // accumulators, one per block
   const PackedMatrix& w = job.w;
   const int nb = w.blocks(), steps = w.block / S::kCols;
   const uint8_t* row = w.codes + static_cast<size_t>(job.r0) * w.row_bytes();
   int32_t* out = job.dots;
   for (int r = job.r0; r < job.r1; ++r) {
     const uint8_t* q = job.q;
-    for (int b = 0; b < nb; b += 4, out += 4) {
-      const int n_blocks = std::min(4, nb - b);
-      __m512i acc[4];
-      unrolled<4>([&](auto j) {
+    for (int b = 0; b < nb; b += kBlocks) {
+      const int n_blocks = std::min(kBlocks, nb - b);
+      __m512i acc[kBlocks];
+      unrolled<kBlocks>([&](auto j) {
         acc[j] = _mm512_setzero_si512();
         if (j >= n_blocks) return;
         for (int s = 0; s < steps; ++s, row += kStepBytes, q += S::kCols) {
@@ -373,12 +389,12 @@ void row_by_row_block_dots(const DotJob& job) {
           acc[j] = S::dot(acc[j], qv, S::weights(row, 0));
         }
       });
-      const __mmask8 stored = static_cast<__mmask8>((1u << n_blocks) - 1);
-      _mm_mask_storeu_epi32(out, stored,
-                            _mm_sub_epi32(totals4(acc[0], acc[1], acc[2], acc[3]),
-                                          _mm_maskz_loadu_epi32(stored, job.offsets + b)));
+      const __mmask16 stored = static_cast<__mmask16>((1u << n_blocks) - 1);
+      _mm512_mask_storeu_epi32(
+          out, stored,
+          _mm512_sub_epi32(totals16(acc), _mm512_maskz_loadu_epi32(stored, job.offsets + b)));
+      out += n_blocks;
     }
-    out -= (nb + 3) / 4 * 4 - nb;
   }
 }
 
