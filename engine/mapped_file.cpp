@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <new>
 
 #include "engine/error.h"
 #include "engine/threads.h"
@@ -20,8 +21,8 @@ namespace rotor {
 namespace {
 
 // Reads the whole of fd into out, in chunks the engine's threads take side by side (most of a
-// fresh copy's cost is the kernel backing its pages, which threads share); false with errno set
-// (0 if the file got shorter) otherwise.
+// fresh copy's cost is faulting its pages in, which threads do in parallel); false with errno
+// set (0 if the file got shorter) otherwise.
 bool read_all(int fd, uint8_t* out, size_t size) {
   constexpr size_t kChunk = size_t{64} << 20;  // one task's bytes
   const int n_chunks = static_cast<int>((size + kChunk - 1) / kChunk);
@@ -80,7 +81,13 @@ MappedFile::MappedFile(const std::string& path, FileAccess access)
                   std::to_string(size_ >> 20) + " MiB and " + std::to_string(available >> 20) +
                   " MiB are available (mapped, it needs no copy)");
     }
-    copy_ = ZeroedArray<uint8_t>(size_, Pages::kHuge);
+    try {
+      copy_ = ZeroedArray<uint8_t>(size_, Pages::kHuge);
+    } catch (const std::bad_alloc&) {
+      ::close(fd);
+      throw Error(path + ": cannot read into memory: no " + std::to_string(size_ >> 20) +
+                  " MiB to hold it");
+    }
     const bool read = read_all(fd, copy_.data(), size_);
     const int err = errno;
     ::close(fd);
