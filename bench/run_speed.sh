@@ -9,11 +9,11 @@
 #            (default "1 2"): prefill/decode tok/s, decode roofline fraction, peak memory, the
 #            share of the file mapped in 2 MB pages (each file leaves the page cache first); and
 #            prefill of LONG_PROMPT_TOKENS (default 512, the and llama-bench's length)
-#            in a run of its own.
+#            in a run of its own; and decode again with the file read into memory (--no-mmap).
 #   online   decode at ONLINE_SHAPE (default llama2-7b), W4A4KV4, without and with each
-#            rotation recipe's online steps, and their share of decode time.
+#            rotation recipe's online steps, and their share of decode time (--no-mmap).
 #   depth    decode at ONLINE_SHAPE from an empty context and after 4096 − DECODE_TOKENS
-#            cached positions, per K cache layout.
+#            cached positions, per K cache layout (--no-mmap).
 # The synthetic files are kept in models/cache/synth/ and reused (llama2-7b: 3.6 GB each) while
 # their format version is the one this build writes; after a change to what `rotor synth`
 # writes within one format version, delete them.

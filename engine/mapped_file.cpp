@@ -20,28 +20,37 @@ namespace rotor {
 
 namespace {
 
+// An open file descriptor, closed however the constructor leaves.
+struct OpenFile {
+  int fd;
+  ~OpenFile() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
 // Reads the whole of fd into out, in chunks the engine's threads take side by side (most of a
-// fresh copy's cost is faulting its pages in, which threads do in parallel); false with errno
-// set (0 if the file got shorter) otherwise.
-bool read_all(int fd, uint8_t* out, size_t size) {
+// fresh copy's cost is faulting its pages in, which threads do in parallel). Returns why it
+// failed, or "".
+std::string read_all(int fd, uint8_t* out, size_t size) {
   constexpr size_t kChunk = size_t{64} << 20;  // one task's bytes
+  constexpr int kShorter = -1;                 // the file got shorter while it was read
   const int n_chunks = static_cast<int>((size + kChunk - 1) / kChunk);
-  std::atomic<int> error{-1};  // -1: none yet; else the errno of the first failure
+  std::atomic<int> error{0};  // 0: none yet; else the first failure's errno, or kShorter
   thread_pool().parallel_for(n_chunks, [&](int c, int) {
     const size_t end = std::min(size, (static_cast<size_t>(c) + 1) * kChunk);
-    for (size_t done = static_cast<size_t>(c) * kChunk; done < end && error.load() < 0;) {
+    for (size_t done = static_cast<size_t>(c) * kChunk; done < end && error.load() == 0;) {
       const ssize_t n = ::pread(fd, out + done, end - done, static_cast<off_t>(done));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
-        int none = -1;
-        error.compare_exchange_strong(none, n == 0 ? 0 : errno);
+        int none = 0;
+        error.compare_exchange_strong(none, n == 0 ? kShorter : errno);
         return;
       }
       done += static_cast<size_t>(n);
     }
   });
-  errno = error.load() < 0 ? 0 : error.load();
-  return error.load() < 0;
+  const int e = error.load();
+  return e == 0 ? "" : e == kShorter ? "the file got shorter while it was read" : std::strerror(e);
 }
 
 // The memory the kernel estimates is available for new allocations (MemAvailable: free memory
@@ -60,40 +69,28 @@ size_t available_memory() {
 
 MappedFile::MappedFile(const std::string& path, FileAccess access)
     : path_(path), access_(access) {
-  int fd = ::open(path.c_str(), O_RDONLY);
+  const OpenFile file{::open(path.c_str(), O_RDONLY)};
+  const int fd = file.fd;
   if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
   struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(path + ": not a regular file");
-  }
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) throw Error(path + ": not a regular file");
   size_ = static_cast<size_t>(st.st_size);
-  if (size_ == 0) {
-    ::close(fd);
-    throw Error(path + ": file is empty");
-  }
+  if (size_ == 0) throw Error(path + ": file is empty");
   if (access == FileAccess::kRead) {
     // A copy larger than the memory there is would end in the OOM killer, not an error.
     const size_t available = available_memory();
-    if (available > 0 && size_ > available) {
-      ::close(fd);
+    if (available > 0 && size_ > available)
       throw Error(path + ": cannot read into memory: the file is " +
                   std::to_string(size_ >> 20) + " MiB and " + std::to_string(available >> 20) +
                   " MiB are available (mapped, it needs no copy)");
-    }
     try {
       copy_ = ZeroedArray<uint8_t>(size_, Pages::kHuge);
     } catch (const std::bad_alloc&) {
-      ::close(fd);
       throw Error(path + ": cannot read into memory: no " + std::to_string(size_ >> 20) +
                   " MiB to hold it");
     }
-    const bool read = read_all(fd, copy_.data(), size_);
-    const int err = errno;
-    ::close(fd);
-    if (!read)
-      throw Error(path + ": cannot read: " +
-                  (err != 0 ? std::strerror(err) : "the file got shorter while it was read"));
+    const std::string failure = read_all(fd, copy_.data(), size_);
+    if (!failure.empty()) throw Error(path + ": cannot read: " + failure);
     // Read-only from here, as a mapping is: a stray write faults instead of changing weights.
     // The area's flags then differ from other arrays', so the kernel never merges it with a
     // neighbour, and smaps reports its pages alone (huge_page_bytes).
@@ -103,11 +100,7 @@ MappedFile::MappedFile(const std::string& path, FileAccess access)
     return;
   }
   void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  if (p == MAP_FAILED) {
-    const int err = errno;
-    ::close(fd);
-    throw Error(path + ": cannot map: " + std::strerror(err));
-  }
+  if (p == MAP_FAILED) throw Error(path + ": cannot map: " + std::strerror(errno));
   // Hints, so ignored where unsupported. Every byte is read at once (the checksums): ask for
   // the whole file now, in 2 MB page-cache folios, which later loads map 512 pages per fault
   // (a 7B file's warm load here: 0.21-0.29 s -> 0.07-0.08 s). The load that reads the file from
@@ -119,7 +112,6 @@ MappedFile::MappedFile(const std::string& path, FileAccess access)
 #ifdef POSIX_FADV_WILLNEED
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
 #endif
-  ::close(fd);
   data_ = static_cast<const uint8_t*>(p);
 }
 
