@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bench/bench.h"
+#include "engine/import/dtype.h"
 #include "engine/zeroed_array.h"
 
 namespace rotor::bench {
@@ -29,6 +30,8 @@ void run(benchmark::State& state, Isa isa, int head_dim, int n_q, int bits, int 
   std::vector<uint8_t> k_codes(k_rows * head_bytes), v_codes(n_pos * head_bytes);
   for (uint8_t& c : k_codes) c = static_cast<uint8_t>(rng());
   for (uint8_t& c : v_codes) c = static_cast<uint8_t>(rng());
+  std::vector<uint16_t> k_group_scale(k_params, f32_to_f16(0.01f)),
+      k_group_min(k_params, f32_to_f16(-0.5f));
   std::vector<float> k_scale(k_params, 0.01f), k_min(k_params, -0.5f),
       k_float(static_cast<size_t>(head_dim) * k_group), v_scale(n_pos, 0.01f),
       v_min(n_pos, -0.5f), q(n_q * head_dim), scores(n_q * n_pos), out(n_q * head_dim);
@@ -43,8 +46,8 @@ void run(benchmark::State& state, Isa isa, int head_dim, int n_q, int bits, int 
   if (k_group) {
     kv.k_group = k_group;
     kv.k_group_codes = k_codes.data();
-    kv.k_group_scale = k_scale.data();
-    kv.k_group_min = k_min.data();
+    kv.k_group_scale = k_group_scale.data();
+    kv.k_group_min = k_group_min.data();
     kv.k_float = k_float.data();
     kv.k_float_stride = head_dim;
   } else {
@@ -64,7 +67,7 @@ void run(benchmark::State& state, Isa isa, int head_dim, int n_q, int bits, int 
 }
 
 // A decode step's walk over a LLaMA-2-7B cache at depth: 32 layers × 32 KV heads, each over
-// 4064 positions of 4-bit codes, K in KIVI groups of 32 (the default), ~700 MB in all, so
+// 4064 positions of 4-bit codes, K in KIVI groups of 32 (the default), ~630 MB in all, so
 // every call reads from memory as decode at depth does. The arrays are the cache's, in 4 KB
 // pages or, as KvCache maps them, in 2 MB ones: under nested paging the walk's TLB misses
 // cost more than on bare metal.
@@ -73,7 +76,8 @@ struct CacheWalk {
   static constexpr size_t kRow = kHeadDim / 2;  // bytes of a position's codes
   static constexpr size_t kGroupParams = size_t{kHeadDim} * (kPositions / kGroup);
   ZeroedArray<uint8_t> k_codes, v_codes;
-  ZeroedArray<float> k_scale, k_min, v_scale, v_min;
+  ZeroedArray<uint16_t> k_scale, k_min;  // f16
+  ZeroedArray<float> v_scale, v_min;
   std::vector<float> k_float = std::vector<float>(size_t{kHeadDim} * kGroup, 0.1f);
 
   explicit CacheWalk(Pages pages)
@@ -87,8 +91,8 @@ struct CacheWalk {
       k_codes[i] = static_cast<uint8_t>(i * 131 >> 3);
       v_codes[i] = static_cast<uint8_t>(i * 197 >> 2);
     }
-    std::fill(k_scale.begin(), k_scale.end(), 0.01f);
-    std::fill(k_min.begin(), k_min.end(), -0.5f);
+    std::fill(k_scale.begin(), k_scale.end(), f32_to_f16(0.01f));
+    std::fill(k_min.begin(), k_min.end(), f32_to_f16(-0.5f));
     std::fill(v_scale.begin(), v_scale.end(), 0.01f);
     std::fill(v_min.begin(), v_min.end(), -0.5f);
   }
@@ -111,7 +115,7 @@ struct CacheWalk {
 };
 
 void run_walk(benchmark::State& state, Isa isa, Pages pages) {
-  // Made once per page kind and kept: filling ~700 MB takes longer than the runs.
+  // Made once per page kind and kept: filling ~630 MB takes longer than the runs.
   static std::unique_ptr<CacheWalk> walks[2];
   std::unique_ptr<CacheWalk>& walk = walks[pages == Pages::kHuge];
   if (!walk) walk = std::make_unique<CacheWalk>(pages);
@@ -124,7 +128,7 @@ void run_walk(benchmark::State& state, Isa isa, Pages pages) {
       benchmark::DoNotOptimize(out.data());
     }
   const double per_position = 2.0 * W::kRow + 2 * sizeof(float) +
-                              2.0 * sizeof(float) * W::kHeadDim / W::kGroup;
+                              2.0 * sizeof(uint16_t) * W::kHeadDim / W::kGroup;
   set_work(state, per_position * W::kPositions * W::kHeads,
            4.0 * W::kPositions * W::kHeadDim * W::kHeads);
 }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "engine/error.h"
+#include "engine/import/dtype.h"
 #include "engine/kernels/kernels.h"
 #include "engine/ops.h"
 #include "engine/scratch.h"
@@ -64,6 +65,13 @@ void codes_of(const float* x, int n, Range r, int bits, uint8_t* codes) {
     for (int j = 0; j < 4; ++j) codes[i + j] = static_cast<uint8_t>(c[j]);
   }
   for (int i = n4; i < n; ++i) codes[i] = static_cast<uint8_t>(code(x[i]));
+}
+
+// A K group's range in f16 (KvView): values past the f16 range saturate, so a cache of huge
+// keys stays finite (its codes then clamp) instead of turning attention into NaN.
+uint16_t f16_of(float x) {
+  constexpr float kLargest = 65504.0f;
+  return f32_to_f16(std::clamp(x, -kLargest, kLargest));
 }
 
 // 4-bit codes lose too much at the extremes of a 16-level range; a 0.9 clip (METHODS.md §1)
@@ -142,8 +150,8 @@ KvCache::Layer KvCache::make_layer(int positions) const {
   }
   const size_t groups = static_cast<size_t>(n_kv_heads_) * (positions / k_group_);
   l.kg_codes = ZeroedArray<uint8_t>(groups * group_bytes_, kHuge);
-  l.kg_scale = ZeroedArray<float>(groups * head_dim_, kHuge);
-  l.kg_min = ZeroedArray<float>(groups * head_dim_, kHuge);
+  l.kg_scale = ZeroedArray<uint16_t>(groups * head_dim_, kHuge);
+  l.kg_min = ZeroedArray<uint16_t>(groups * head_dim_, kHuge);
   return l;
 }
 
@@ -256,9 +264,11 @@ void KvCache::store_k_group(int layer, int pos, const float* k) {
       // The full range: a channel's values over G positions have no outliers to clip the way
       // a token's values over its channels do (a clip search gained 0.03% ppl, clip 0.9 lost).
       const Range r = clipped_range(x, G, bits_, 1.0f);
-      l.kg_scale[gi * head_dim_ + c] = r.scale;
-      l.kg_min[gi * head_dim_ + c] = r.min;
-      codes_of(x, G, r, bits_, channel_codes);
+      uint16_t& scale = l.kg_scale[gi * head_dim_ + c];
+      uint16_t& min = l.kg_min[gi * head_dim_ + c];
+      scale = f16_of(r.scale);
+      min = f16_of(r.min);
+      codes_of(x, G, Range{f16_to_f32(scale), f16_to_f32(min)}, bits_, channel_codes);
       // Every position of a channel has the same slot but for 2 bytes per position.
       const KiviSlot at = kivi_slot(G, bits_, c, 0);
       for (int p = 0; p < G; ++p)
@@ -283,7 +293,8 @@ void KvCache::truncate(int layer, int pos) {
     const size_t gi = group_index(layer, h, g);
     const uint8_t* codes = &l.kg_codes[gi * group_bytes_];
     for (int c = 0; c < head_dim_; ++c) {
-      const Range r{l.kg_scale[gi * head_dim_ + c], l.kg_min[gi * head_dim_ + c]};
+      const Range r{f16_to_f32(l.kg_scale[gi * head_dim_ + c]),
+                    f16_to_f32(l.kg_min[gi * head_dim_ + c])};
       float* x = partial + static_cast<size_t>(h) * head_dim_ + c;
       for (int p = 0; p < kept; ++p)
         x[p * row_floats] = r.scale * kivi_code(codes, G, bits_, c, p) + r.min;

@@ -4,7 +4,7 @@
 //
 // With a K group G > 0 (Recipe::kv_k_group) K is stored per channel instead (KIVI): for each
 // (layer, KV head) the positions form groups of G, each channel of a complete group has its own
-// scale and minimum over those G positions, and the newest, incomplete group stays in float
+// scale and minimum (in f16) over those G positions, and the newest, incomplete group stays in float
 // until it fills. Attention at n_pos sees exactly that state, in prefill as in decode: rows of
 // a group that filled later in the same block are read from a float copy of the block.
 #pragma once
@@ -55,7 +55,7 @@ class KvCache {
     ZeroedArray<uint8_t> kq, vq;                        // codes: [head][pos][head_bytes]
     ZeroedArray<float> k_scale, k_min, v_scale, v_min;  // [head][pos]
     ZeroedArray<uint8_t> kg_codes;  // K groups: [head][group][channel][G · bits / 8]
-    ZeroedArray<float> kg_scale, kg_min;                // [head][group][channel]
+    ZeroedArray<uint16_t> kg_scale, kg_min;  // f16, [head][group][channel]
   };
   static constexpr int kFirstPositions = 256;
   // Room for positions [0, n) in layer (n ≤ ctx): a larger Layer, the stored positions copied.

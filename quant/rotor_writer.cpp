@@ -10,6 +10,7 @@
 #include "engine/error.h"
 #include "engine/format/manifest.h"
 #include "engine/format/rotor_format.h"
+#include "engine/import/dtype.h"
 
 namespace rotor {
 
@@ -143,36 +144,9 @@ void RotorFileWriter::add_f32(const std::string& name, const std::vector<float>&
 
 void RotorFileWriter::add_f16(const std::string& name, const std::vector<float>& data,
                               const std::vector<int64_t>& shape) {
-  // Round to nearest even; values are model weights, far inside the f16 range.
+  // Model weights, far inside the f16 range.
   std::vector<uint16_t> half(data.size());
-  for (size_t i = 0; i < data.size(); ++i) {
-    uint32_t f;
-    std::memcpy(&f, &data[i], 4);
-    const uint32_t sign = (f >> 16) & 0x8000u;
-    const int exp = static_cast<int>((f >> 23) & 0xFF) - 127 + 15;
-    uint32_t mant = f & 0x7FFFFFu;
-    uint16_t h;
-    if (exp >= 31) {
-      h = static_cast<uint16_t>(sign | 0x7C00u);
-    } else if (exp <= 0) {  // subnormal or zero
-      if (exp < -10) {
-        h = static_cast<uint16_t>(sign);
-      } else {
-        mant |= 0x800000u;
-        const int shift = 14 - exp;
-        uint32_t v = mant >> shift;
-        const uint32_t rem = mant & ((1u << shift) - 1), half_way = 1u << (shift - 1);
-        if (rem > half_way || (rem == half_way && (v & 1))) ++v;
-        h = static_cast<uint16_t>(sign | v);
-      }
-    } else {
-      uint32_t v = (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
-      const uint32_t rem = mant & 0x1FFFu;
-      if (rem > 0x1000u || (rem == 0x1000u && (v & 1))) ++v;  // may carry into the exponent
-      h = static_cast<uint16_t>(sign | v);
-    }
-    half[i] = h;
-  }
+  for (size_t i = 0; i < data.size(); ++i) half[i] = f32_to_f16(data[i]);
   json t = append(half.data(), half.size() * sizeof(uint16_t));
   t["name"] = name;
   t["type"] = "f16";

@@ -162,3 +162,29 @@ TEST_CASE("kernels: f16_to_f32 converts every f16 value exactly") {
     CHECK(got[all.size()] == -1.0f);
   }
 }
+
+TEST_CASE("f32_to_f16 rounds to the nearest f16, ties to even") {
+  std::mt19937 rng(7);
+  for (uint32_t h = 0; h < 0x10000u; ++h) {
+    if (!finite_f16(static_cast<uint16_t>(h))) continue;
+    const float f = f16_to_f32(static_cast<uint16_t>(h));
+    REQUIRE(f32_to_f16(f) == h);  // every finite value round-trips
+    // Between h and the next value up in magnitude: the nearer one, the even one at the tie.
+    const uint16_t up = static_cast<uint16_t>(h + 1);
+    if ((h & 0x7FFFu) == 0x7BFFu) continue;  // 65504: no finite value above
+    const float g = f16_to_f32(up);
+    const float mid = 0.5f * (f + g);  // exact: f16 values have few significant bits
+    CAPTURE(h);
+    REQUIRE(f32_to_f16(mid) == (h % 2 == 0 ? h : up));
+    std::uniform_real_distribution<float> between(0.0f, 1.0f);
+    const float t = between(rng);
+    const float x = f + (g - f) * t;
+    if (x != mid && x != f && x != g)
+      REQUIRE(f32_to_f16(x) == (std::fabs(x - f) < std::fabs(g - x) ? h : up));
+  }
+  CHECK(f32_to_f16(65519.0f) == 0x7BFF);  // rounds down to the largest finite value
+  CHECK(f32_to_f16(65520.0f) == 0x7C00);  // rounds up past it
+  CHECK(f32_to_f16(-1e30f) == 0xFC00);
+  CHECK(f32_to_f16(std::ldexp(1.0f, -26)) == 0x0000);  // under half the smallest subnormal
+  CHECK(f32_to_f16(std::ldexp(3.0f, -26)) == 0x0001);
+}

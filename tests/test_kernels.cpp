@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "engine/format/rotor_format.h"
+#include "engine/import/dtype.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
 #include "engine/kernels/pack.h"
@@ -476,7 +477,8 @@ namespace {
 // K per channel over groups (KIVI) and V per token, all random; modes make it adversarial.
 struct KiviCase {
   std::vector<uint8_t> k_codes, v_codes;
-  std::vector<float> k_scale, k_min, k_float, v_scale, v_min;
+  std::vector<uint16_t> k_scale, k_min;  // f16, as KvView holds them
+  std::vector<float> k_float, v_scale, v_min;
   KvView kv;
 
   // mode 0: random; 1: every channel constant (all codes 0 in even groups, the maximum in odd
@@ -495,8 +497,8 @@ struct KiviCase {
     k_min.resize(k_scale.size());
     for (size_t i = 0; i < k_scale.size(); ++i) {
       const float big = mode == 2 && i % hd == 3 ? 1e3f : 1.0f;
-      k_scale[i] = big * (0.01f + std::fabs(normal(rng)) * 0.05f);
-      k_min[i] = big * normal(rng);
+      k_scale[i] = f32_to_f16(big * (0.01f + std::fabs(normal(rng)) * 0.05f));
+      k_min[i] = f32_to_f16(big * normal(rng));
     }
     k_float.resize(static_cast<size_t>(G) * (hd + 3));  // positions hd + 3 apart: a wider stride
     for (float& f : k_float) f = normal(rng);
@@ -542,7 +544,8 @@ struct KiviCase {
       const double f = k_float[p * kv.k_float_stride + c];
       return {f, std::fabs(f)};
     }
-    const double sc = static_cast<double>(k_scale[g * hd + c]) * code(t, c), m = k_min[g * hd + c];
+    const double sc = static_cast<double>(f16_to_f32(k_scale[g * hd + c])) * code(t, c);
+    const double m = f16_to_f32(k_min[g * hd + c]);
     return {sc + m, std::fabs(sc) + std::fabs(m)};
   }
 
@@ -553,7 +556,7 @@ struct KiviCase {
     const int hd = kv.head_dim, g = t / kv.k_group;
     double top = 0.0, codes = 0.0;
     for (int c = 0; c < hd; ++c) {
-      top = std::max(top, std::fabs(static_cast<double>(q[c]) * k_scale[g * hd + c]));
+      top = std::max(top, std::fabs(static_cast<double>(q[c]) * f16_to_f32(k_scale[g * hd + c])));
       codes += code(t, c);
     }
     return 0.5 * top / std::sqrt(static_cast<double>(hd)) / 32767.0 * codes;

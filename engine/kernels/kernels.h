@@ -99,10 +99,11 @@ struct KvView {
   // channels (2 at 8 bits, 4 at 4 bits), 2·k_group bytes each: kivi_slot says where a code is.
   // The two bytes of a position hold its channel pair (c, c + 1) as int16 lanes would, so
   // kernels multiply them by q' with integer pair dots. k = k_group_scale·code + k_group_min,
-  // both at [g·head_dim + c].
+  // both at [g·head_dim + c] in f16: in float they were half as many bytes as the 4-bit codes
+  // they describe (KvCache rounds them first and codes against the rounded values).
   const uint8_t* k_group_codes = nullptr;
-  const float* k_group_scale = nullptr;
-  const float* k_group_min = nullptr;
+  const uint16_t* k_group_scale = nullptr;
+  const uint16_t* k_group_min = nullptr;
   // The positions from first = n_pos / k_group · k_group on, in float, one row per position
   // as the model wrote it: position first + p, channel c at k_float[p·k_float_stride + c].
   const float* k_float = nullptr;

@@ -1,7 +1,8 @@
 // The walk over a KIVI K cache that every ISA's version shares (kv_kernels.h): for each complete
-// group and head, q' in 16-bit integers, its step and the constant; then the ISA's group
-// scores, group_scores(kv, qs, steps, constants, n_q, codes, scores, stride), for the group's
-// k_group scores of every head from that group's codes (kivi_slot):
+// group and head, q' in 16-bit integers (from the group's f16 scales and minimums), its step
+// and the constant; then the ISA's group scores, group_scores(kv, qs, steps, constants, n_q,
+// codes, scores, stride), for the group's k_group scores of every head from that group's codes
+// (kivi_slot):
 //   scores[h·stride + p] = constants[h] + steps[h]·Σ_c qs[h·head_dim + c]·code_pc;
 // and the positions after the last complete group in float. Each kernel file includes it and
 // gets a copy vectorized for its own flags (internal linkage): the per-group pass over q' was a
@@ -47,26 +48,30 @@ void float_scores(const float* qn, const float* k, size_t stride, int hd, int n,
 
 template <class GroupScores>
 void kivi_walk(const KvView& kv, const float* q, int n_q, int n_pos, float* scores,
-               GroupScores group_scores) {
+               GroupScores group_scores, void (*f16_to_f32)(const uint16_t*, size_t, float*)) {
   const int hd = kv.head_dim, G = kv.k_group;
   const size_t heads_floats = static_cast<size_t>(n_q) * hd;
   const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
   const size_t group_bytes = static_cast<size_t>(hd) * G * kv.bits / 8;
   thread_local std::vector<float> storage;
   thread_local std::vector<int16_t> q16_storage;
-  float* qn = scratch(storage, 2 * heads_floats + 2 * n_q);  // q / sqrt(hd)
-  float* qs = qn + heads_floats;                             // a head's q' = qn · scale
-  float* constants = qs + hd;                                // Σ qn·min, per head
-  float* steps = constants + n_q;                            // q' = step · qi, per head
+  float* qn = scratch(storage, 2 * heads_floats + 2 * n_q + 2 * hd);  // q / sqrt(hd)
+  float* qs = qn + heads_floats;   // a head's q' = qn · scale
+  float* constants = qs + hd;      // Σ qn·min, per head
+  float* steps = constants + n_q;  // q' = step · qi, per head
+  float* scale = steps + n_q;      // the group's scales and minimums in float
+  float* min = scale + hd;
   int16_t* qi = scratch(q16_storage, heads_floats);
   for (size_t i = 0; i < heads_floats; ++i) qn[i] = q[i] * inv_sqrt;
   for (int g = 0; g < n_pos / G; ++g) {
-    const float* scale = kv.k_group_scale + static_cast<size_t>(g) * hd;
-    const float* min = kv.k_group_min + static_cast<size_t>(g) * hd;
-    for (int i = 0; i < hd; i += 16) {  // the next group's, one cache line at a time
-      __builtin_prefetch(scale + hd + i);
-      __builtin_prefetch(min + hd + i);
+    const uint16_t* scale16 = kv.k_group_scale + static_cast<size_t>(g) * hd;
+    const uint16_t* min16 = kv.k_group_min + static_cast<size_t>(g) * hd;
+    for (int i = 0; i < hd; i += 32) {  // the next group's, one cache line at a time
+      __builtin_prefetch(scale16 + hd + i);
+      __builtin_prefetch(min16 + hd + i);
     }
+    f16_to_f32(scale16, hd, scale);
+    f16_to_f32(min16, hd, min);
     for (int h = 0; h < n_q; ++h)
       steps[h] = quantize_q16<true>(qn + h * hd, scale, min, hd, qs, qi + h * hd, constants + h);
     group_scores(kv, qi, steps, constants, n_q, kv.k_group_codes + g * group_bytes,

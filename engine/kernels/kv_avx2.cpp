@@ -79,7 +79,7 @@ void token_scores_avx2(const KvView& kv, const float* q, int n_q, int n_pos, flo
 }
 
 void kivi_scores_avx2(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
-  kivi_walk(kv, q, n_q, n_pos, scores, kivi_group_scores_of<Avx2>);
+  kivi_walk(kv, q, n_q, n_pos, scores, kivi_group_scores_of<Avx2>, kAvx2Kernels.f16_to_f32);
 }
 
 }  // namespace rotor

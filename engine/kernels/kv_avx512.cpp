@@ -59,7 +59,8 @@ void token_scores_avx512(const KvView& kv, const float* q, int n_q, int n_pos, f
 }
 
 void kivi_scores_avx512(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
-  kivi_walk(kv, q, n_q, n_pos, scores, kivi_group_scores_of<Avx512>);
+  kivi_walk(kv, q, n_q, n_pos, scores, kivi_group_scores_of<Avx512>,
+            kAvx512Kernels.f16_to_f32);
 }
 
 }  // namespace rotor

@@ -84,7 +84,7 @@ void group_scores_neon(const KvView& kv, const int16_t* qs, const float* steps,
 }  // namespace
 
 void kivi_scores_neon(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
-  kivi_walk(kv, q, n_q, n_pos, scores, group_scores_neon);
+  kivi_walk(kv, q, n_q, n_pos, scores, group_scores_neon, kNeonKernels.f16_to_f32);
 }
 
 }  // namespace rotor

@@ -35,7 +35,7 @@ void token_scores_scalar(const KvView& kv, const float* q, int n_q, int n_pos, f
 }
 
 void kivi_scores_scalar(const KvView& kv, const float* q, int n_q, int n_pos, float* scores) {
-  kivi_walk(kv, q, n_q, n_pos, scores, group_scores_scalar);
+  kivi_walk(kv, q, n_q, n_pos, scores, group_scores_scalar, f16_to_f32_scalar);
 }
 
 }  // namespace rotor
