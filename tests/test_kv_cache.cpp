@@ -121,6 +121,22 @@ TEST_CASE("kv cache: KIVI attention approximates float attention better than per
   }
 }
 
+TEST_CASE("kv cache: KIVI ranges past f16's saturate, so huge keys give finite attention") {
+  std::mt19937 rng(9);
+  const int n = 70, G = 32;  // two complete groups and six float positions
+  auto k = random_rows(n, rng);
+  for (float& x : k) x *= 1e5f;  // the large channel near 2e6, ranges far past 65504
+  const auto v = constant_rows(n, rng), q = small_query(rng);
+  const size_t row = kHeads * kHeadDim;
+  for (int bits : {4, 8}) {
+    CAPTURE(bits);
+    KvCache cache(1, n, kHeads, kHeadDim, bits, G);
+    for (int p = 0; p < n; ++p) cache.store(0, p, &k[p * row], &v[p * row]);
+    const auto out = attend_all(cache, 0, q.data(), G, n);
+    CHECK(std::all_of(out.begin(), out.end(), [](float f) { return std::isfinite(f); }));
+  }
+}
+
 TEST_CASE("kv cache: a layer's storage grows as positions arrive and keeps what it held") {
   // A layer starts with room for 256 positions and doubles (in whole K groups) up to ctx; the
   // attention over the first positions must not change when the storage under them moves.
