@@ -4,9 +4,9 @@
 //
 // With a K group G > 0 (Recipe::kv_k_group) K is stored per channel instead (KIVI): for each
 // (layer, KV head) the positions form groups of G, each channel of a complete group has its own
-// scale and minimum (in f16) over those G positions, and the newest, incomplete group stays in float
-// until it fills. Attention at n_pos sees exactly that state, in prefill as in decode: rows of
-// a group that filled later in the same block are read from a float copy of the block.
+// scale and minimum (in f16) over those G positions, and the newest, incomplete group stays in
+// float until it fills. Attention at n_pos sees exactly that state, in prefill as in decode:
+// rows of a group that filled later in the same block are read from a float copy of the block.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -556,7 +556,8 @@ struct KiviCase {
     const int hd = kv.head_dim, g = t / kv.k_group;
     double top = 0.0, codes = 0.0;
     for (int c = 0; c < hd; ++c) {
-      top = std::max(top, std::fabs(static_cast<double>(q[c]) * f16_to_f32(k_scale[g * hd + c])));
+      const double scaled = static_cast<double>(q[c]) * f16_to_f32(k_scale[g * hd + c]);
+      top = std::max(top, std::fabs(scaled));
       codes += code(t, c);
     }
     return 0.5 * top / std::sqrt(static_cast<double>(hd)) / 32767.0 * codes;
