@@ -3,6 +3,7 @@
 #include "engine/mapped_file.h"
 
 #include <doctest/doctest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -81,4 +82,41 @@ TEST_CASE("mapped file: read into memory, the bytes are the file's, in an area o
                        doctest::Contains("missing.bin: cannot open"), Error);
   CHECK_THROWS_WITH_AS(MappedFile(dir.path(), FileAccess::kRead),
                        doctest::Contains("not a regular file"), Error);
+}
+
+namespace {
+// This process's address space in bytes (VmSize), or 0 if /proc does not say.
+size_t address_space() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmSize:", 0) == 0) return std::stoull(line.substr(7)) << 10;
+  return 0;
+}
+}  // namespace
+
+TEST_CASE("mapped file: a read whose memory cannot be had is a one-line error, not bad_alloc") {
+  TempDir dir;
+  const std::string path = dir.path() + "/sparse.bin";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f.seekp((std::streamoff{512} << 20) - 1);
+    f.put('\x01');
+  }
+  const size_t used = address_space();
+  REQUIRE(used > 0);
+  rlimit old{};
+  REQUIRE(getrlimit(RLIMIT_AS, &old) == 0);
+  // 128 MB more address space than now, as `ulimit -v` would leave: the file's 512 MB do not fit.
+  rlimit tight = old;
+  tight.rlim_cur = used + (size_t{128} << 20);
+  REQUIRE(setrlimit(RLIMIT_AS, &tight) == 0);
+  std::string error;
+  try {
+    MappedFile f(path, FileAccess::kRead);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  REQUIRE(setrlimit(RLIMIT_AS, &old) == 0);
+  CHECK(error == path + ": cannot read into memory: no 512 MiB to hold it");
+  CHECK(MappedFile(path, FileAccess::kRead).size() == size_t{512} << 20);  // with room, it reads
 }
