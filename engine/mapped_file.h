@@ -14,8 +14,9 @@ enum class FileAccess {
   kMap,   // mmap: nothing copied, shared with the page cache and other processes, instant start
   kRead,  // read into this process's memory in 2 MB pages: a start that copies the file and
           // memory of its own, but pages that do not depend on how the page cache holds the
-          // file. On the development VM 7B decode ran 12-20% faster so than from the page
-          // cache's 2 MB pages (the hypervisor backs them differently; docs/BENCHMARKS.md).
+          // file. On the development VM 7B decode ran 0-39% faster so than from the page
+          // cache's 2 MB pages in `make speed` runs (the hypervisor backs those differently;
+          // docs/BENCHMARKS.md).
 };
 
 // The sum of one /proc/self/smaps field (e.g. "Rss", "FilePmdMapped"), in bytes, over the

@@ -14,7 +14,7 @@ void add_model_options(Args& args) {
               std::to_string(default_thread_count()) + ", the physical cores available");
   args.flag("no-mmap", 0,
             "read the model file into private memory (2 MB pages) instead of mapping it: a "
-            "slower start, but on a VM 7B decode ran 12-20% faster so (docs/BENCHMARKS.md)");
+            "slower start; on a VM 7B decode ran 0-39% faster so (docs/BENCHMARKS.md)");
 }
 
 LoadedModel load_model_from_args(const Args& args, const std::string& path) {
