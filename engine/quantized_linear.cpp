@@ -17,6 +17,11 @@ namespace {
 // blocks) within 2 MB, from 16 to 128. Long tiles let the AVX-512 kernel use AMX, which pays
 // only from 32 tokens per call (its weight unpacking is shared by all of them).
 constexpr int kTileRows = 64;
+// Rows per tile in decode (one token), each tile one kernel call and one epilogue: every call
+// costs time the weight stream does not hide, and with 64 rows (64 KB of TinyLlama's 4-bit
+// gate/up) two threads read 27–29 GB/s against 30–32 with 256 (docs/BENCHMARKS.md).
+constexpr int kDecodeTileRows = 256;
+int tile_rows(int tokens) { return tokens == 1 ? kDecodeTileRows : kTileRows; }
 int tile_tokens(int blocks) { return std::clamp(8192 / blocks, 16, 128); }
 // Below this many multiply-adds (tokens × rows × columns) a layer stays on the calling thread:
 // waking the pool would cost more than it saves (stories260K's layers at decode).
@@ -109,11 +114,12 @@ void QuantizedLinear::integer_job(const Linear* const* ls, int count, const Quan
     return static_cast<const QuantizedLinear&>(*ls[i]);
   };
   // The layers' row tiles one after the other, as if they were one matrix of out_rows rows.
+  const int rows_per_tile = tile_rows(rows);
   int64_t out_rows = 0;
   int row_tiles = 0;
   for (int i = 0; i < count; ++i) {
     out_rows += layer(i).w_.rows;
-    row_tiles += tiles(layer(i).w_.rows, kTileRows);
+    row_tiles += tiles(layer(i).w_.rows, rows_per_tile);
   }
   // Row tiles [begin, end) of tokens [t0, t1). A run of tiles may span layers; each layer's
   // part runs as that layer's own rows would.
@@ -121,10 +127,10 @@ void QuantizedLinear::integer_job(const Linear* const* ls, int count, const Quan
     // Layer i's tiles are [offset, offset + n) of the row tiles.
     for (int i = 0, offset = 0; i < count && offset < end; ++i) {
       const QuantizedLinear& l = layer(i);
-      const int n = tiles(l.w_.rows, kTileRows);
-      const int r0 = (std::max(begin, offset) - offset) * kTileRows;
-      const int r1 = std::min(l.w_.rows, (std::min(end, offset + n) - offset) * kTileRows);
-      if (r0 < r1) l.integer_tiles(a, t0, t1, r0, r1, ys[i]);
+      const int n = tiles(l.w_.rows, rows_per_tile);
+      const int r0 = (std::max(begin, offset) - offset) * rows_per_tile;
+      const int r1 = std::min(l.w_.rows, (std::min(end, offset + n) - offset) * rows_per_tile);
+      if (r0 < r1) l.integer_tiles(a, t0, t1, r0, r1, rows_per_tile, ys[i]);
       offset += n;
     }
   };
@@ -149,16 +155,16 @@ void QuantizedLinear::integer_job(const Linear* const* ls, int count, const Quan
 }
 
 void QuantizedLinear::integer_tiles(const QuantizedActs& a, int t0, int t1, int r0, int r1,
-                                    float* y) const {
+                                    int rows_per_tile, float* y) const {
   const KernelTable& k = kernels();
   thread_local std::vector<int32_t> dots_storage;  // per worker
   const int tile = tile_tokens(w_.blocks());
   int32_t* dots = scratch(dots_storage, static_cast<size_t>(std::min(tile, t1 - t0)) *
-                                            std::min(kTileRows, r1 - r0) * w_.blocks());
+                                            std::min(rows_per_tile, r1 - r0) * w_.blocks());
   for (int t = t0; t < t1; t += tile) {
     const int nt = std::min(tile, t1 - t);
-    for (int r = r0; r < r1; r += kTileRows) {
-      const int r_end = std::min(r1, r + kTileRows);
+    for (int r = r0; r < r1; r += rows_per_tile) {
+      const int r_end = std::min(r1, r + rows_per_tile);
       k.block_dots(w_, &a.q[static_cast<size_t>(t) * w_.cols_padded], w_.cols_padded, nt, r,
                    r_end, dots);
       linear_epilogue(w_, a, t, nt, r, r_end, dots, y + static_cast<size_t>(t) * w_.rows,

@@ -36,8 +36,10 @@ class QuantizedLinear final : public Linear {
   // all in one pool job.
   static void integer_job(const Linear* const* ls, int count, const QuantizedActs& a, int rows,
                           float* const* ys);
-  // Tokens [t0, t1) × rows [r0, r1) of the integer product, on the calling thread.
-  void integer_tiles(const QuantizedActs& a, int t0, int t1, int r0, int r1, float* y) const;
+  // Tokens [t0, t1) × rows [r0, r1) of the integer product, on the calling thread,
+  // rows_per_tile rows per kernel call.
+  void integer_tiles(const QuantizedActs& a, int t0, int t1, int r0, int r1, int rows_per_tile,
+                     float* y) const;
   void forward_float(const float* x, int rows, float* y) const;
 
   PackedMatrix w_;

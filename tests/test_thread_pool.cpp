@@ -248,7 +248,8 @@ TEST_CASE("default_thread_count: at least one, at most the CPUs this process may
 TEST_CASE("quantized linear: every thread count gives the floats of one thread, bit for bit") {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  // Rows not a multiple of the 64-row tiles or of the chunks; small layers stay on one thread.
+  // Rows not a multiple of the row tiles (64 rows with several tokens, 256 in decode) or of the
+  // chunks; small layers stay on one thread.
   struct Shape { int rows, cols, bits, group; };
   const Shape shapes[] = {{64, 64, 4, 64},    {100, 4096, 4, 128}, {1000, 512, 4, 64},
                           {333, 1024, 8, 128}, {2048, 256, 4, 256}};
@@ -281,12 +282,14 @@ TEST_CASE("quantized linear: every thread count gives the floats of one thread, 
 TEST_CASE("forward_shared: the floats of separate forwards, bit for bit, shared or not") {
   std::mt19937 rng(8);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  // q/k/v-like layers of one input: 5 + 1 + 3 row tiles, so with two workers a chunk ends
-  // inside the first layer and the other spans all three. At 256 columns the group stays on
-  // the calling thread; at 1024 it is split (while k alone would not be).
+  // q/k/v-like layers of one input: 10 + 1 + 3 row tiles of 64 rows (several tokens), so with
+  // two workers a chunk ends inside the first layer and the other spans all three; in decode
+  // 3 + 1 + 1 tiles of 256 rows, the second worker's share starting inside the first layer. At
+  // 256 columns the group stays on the calling thread; at 1024 it is split (while k alone
+  // would not be).
   for (int cols : {256, 1024}) {
     std::vector<RandomPacked> packed;
-    for (int out : {300, 64, 130}) packed.emplace_back(out, cols, 4, 64, rng);
+    for (int out : {600, 64, 130}) packed.emplace_back(out, cols, 4, 64, rng);
     std::vector<float> f32_weights(static_cast<size_t>(64) * cols);
     for (float& v : f32_weights) v = normal(rng);
     const LinearF32 f32(f32_weights.data(), 64, cols);
