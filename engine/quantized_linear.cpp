@@ -19,7 +19,7 @@ namespace {
 constexpr int kTileRows = 64;
 // Rows per tile in decode (one token), each tile one kernel call and one epilogue: every call
 // costs time the weight stream does not hide, and with 64 rows (64 KB of TinyLlama's 4-bit
-// gate/up) two threads read 27–29 GB/s against 30–32 with 256 (docs/BENCHMARKS.md).
+// gate/up) two threads read 27–29 GB/s against 30–31 with 256 (docs/BENCHMARKS.md).
 constexpr int kDecodeTileRows = 256;
 int tile_rows(int tokens) { return tokens == 1 ? kDecodeTileRows : kTileRows; }
 int tile_tokens(int blocks) { return std::clamp(8192 / blocks, 16, 128); }
