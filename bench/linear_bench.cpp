@@ -77,7 +77,7 @@ void run_from_memory(benchmark::State& state, Isa isa, Shape shape, int bits) {
 }
 
 // The epilogue of one decoded token (linear_epilogue: block dots to floats), over a layer's rows
-// in tiles of 64 as decode calls it, its metadata and dots in cache. Bytes are the packed codes
+// in tiles of 256 as decode calls it, its metadata and dots in cache. Bytes are the packed codes
 // the layer's GEMV streams, so its GB/s compares with gemv_dram's: how much the epilogue adds.
 void run_epilogue(benchmark::State& state, Shape s) {
   const QuantizedMatrix m = RandomPackedMatrices(1)(s.rows, s.cols, {4, s.group, false, s.segment});
@@ -98,11 +98,11 @@ void run_epilogue(benchmark::State& state, Shape s) {
   std::vector<int32_t> dots(static_cast<size_t>(w.rows) * w.blocks());
   for (int32_t& d : dots) d = static_cast<int32_t>(rng() % 2001) - 1000;
   std::vector<float> y(w.rows);
-  constexpr int kTile = 64;  // QuantizedLinear's rows per kernel call
+  constexpr int kTile = 256;  // QuantizedLinear's rows per kernel call in decode
   for (auto _ : state) {
     for (int r = 0; r < w.rows; r += kTile)
       linear_epilogue(w, a, 0, 1, r, std::min(w.rows, r + kTile),
-                      &dots[static_cast<size_t>(r) * w.blocks()], y.data(), w.rows);
+                      &dots[static_cast<size_t>(r) * w.blocks()], false, y.data(), w.rows);
     benchmark::DoNotOptimize(y.data());
   }
   set_work(state, static_cast<double>(w.rows) * w.row_bytes(), 0.0);

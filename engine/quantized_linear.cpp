@@ -49,8 +49,13 @@ QuantizedLinear::QuantizedLinear(const PackedMatrix& w, const ActQuantParams& ac
 
 size_t QuantizedLinear::weight_bytes() const {
   const size_t rows = w_.rows;
-  return rows * w_.row_bytes() + rows * w_.groups() * (sizeof(float) + sizeof(int32_t)) +
-         rows * w_.blocks() * sizeof(int32_t);
+  const size_t sums = centered_decode(1) ? 0 : rows * w_.blocks() * sizeof(int32_t);
+  return rows * w_.row_bytes() + rows * w_.groups() * (sizeof(float) + sizeof(int32_t)) + sums;
+}
+
+bool QuantizedLinear::centered_decode(int rows) const {
+  return rows == 1 && kernels().centered_dots && w_.bits == 4 && act_.bits == 4 &&
+         w_.blocks() > 1 && w_.block % kChunk == 0;
 }
 
 std::string QuantizedLinear::type_name() const {
@@ -104,6 +109,12 @@ const QuantizedActs& QuantizedLinear::quantize(const float* x, int rows) const {
   a.zero.resize(a.scale.size());
   a.sums.resize(static_cast<size_t>(rows) * w_.blocks());
   kernels().quantize_acts(x, w_.cols, rows, act_, a);
+  a.centered.clear();
+  if (centered_decode(rows)) {
+    a.centered.resize(w_.cols_padded);
+    for (int j = 0; j < w_.cols_padded; ++j)
+      a.centered[j] = static_cast<int8_t>(a.q[j] - a.zero[j / a.segment]);
+  }
   return a;
 }
 
@@ -161,14 +172,19 @@ void QuantizedLinear::integer_tiles(const QuantizedActs& a, int t0, int t1, int 
   const int tile = tile_tokens(w_.blocks());
   int32_t* dots = scratch(dots_storage, static_cast<size_t>(std::min(tile, t1 - t0)) *
                                             std::min(rows_per_tile, r1 - r0) * w_.blocks());
+  // A layer whose input another layer quantized (forward_shared) checks for itself.
+  const bool centered = !a.centered.empty() && centered_decode(a.tokens);
   for (int t = t0; t < t1; t += tile) {
     const int nt = std::min(tile, t1 - t);
     for (int r = r0; r < r1; r += rows_per_tile) {
       const int r_end = std::min(r1, r + rows_per_tile);
-      k.block_dots(w_, &a.q[static_cast<size_t>(t) * w_.cols_padded], w_.cols_padded, nt, r,
-                   r_end, dots);
-      linear_epilogue(w_, a, t, nt, r, r_end, dots, y + static_cast<size_t>(t) * w_.rows,
-                      w_.rows);
+      if (centered)
+        k.centered_dots(w_, a.centered.data(), r, r_end, dots);
+      else
+        k.block_dots(w_, &a.q[static_cast<size_t>(t) * w_.cols_padded], w_.cols_padded, nt, r,
+                     r_end, dots);
+      linear_epilogue(w_, a, t, nt, r, r_end, dots, centered,
+                      y + static_cast<size_t>(t) * w_.rows, w_.rows);
     }
   }
 }

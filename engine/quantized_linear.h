@@ -30,6 +30,9 @@ class QuantizedLinear final : public Linear {
   bool integer() const { return act_.bits < 16; }
   // True when both are integer and quantize an input into the same QuantizedActs.
   bool same_acts(const QuantizedLinear& other) const;
+  // Whether a forward of `rows` tokens goes through KernelTable::centered_dots (decode of
+  // 4-bit weights and activations in several blocks of whole chunks, where the kernels have it).
+  bool centered_decode(int rows) const;
   // x quantized as this layer's input, in acts_.
   const QuantizedActs& quantize(const float* x, int rows) const;
   // ys[i] = the integer product of a with ls[i] (QuantizedLinears whose input a quantized),

@@ -155,6 +155,91 @@ TEST_CASE("kernels: block dots match the scalar reference exactly") {
           }
 }
 
+TEST_CASE("kernels: centered decode dots are block dots less z_x times the weight sums") {
+  // centered_dots (where a table has it) and its scalar reference against block_dots of the
+  // codes q and the block sums: Σ (q − z_x)·w' = Σ q·w' − z_x·Σw', exactly; blocks of one to
+  // three chunks, 20 blocks (not a multiple of the 16 reduced together), rows around the
+  // register tiles, per-channel and grouped weights; random codes and every extreme of w', q
+  // and z_x.
+  std::mt19937 rng(4321);
+  auto tables = tables_under_test(isas_under_test());
+  tables.erase(std::remove_if(tables.begin(), tables.end(),
+                              [](const KernelTable* t) { return !t->centered_dots; }),
+               tables.end());
+  struct Shape { int rows, cols, group, block; };
+  const Shape shapes[] = {{1, 128, 128, 64},  {7, 512, 512, 64},   {17, 4096, 4096, 128},
+                          {16, 1280, 1280, 64}, {5, 576, 192, 192}, {33, 2048, 128, 64},
+                          {3, 2048, 2048, 1024}};
+  for (const Shape& s : shapes)
+    for (int mode = 0; mode < 4; ++mode) {
+      CAPTURE(s.rows); CAPTURE(s.cols); CAPTURE(s.group); CAPTURE(s.block); CAPTURE(mode);
+      RandomMatrix w(s.rows, s.cols, 4, s.group, s.block, mode, rng);
+      const int nb = s.cols / s.block;
+      auto q = random_acts(1, s.cols, 4, mode % 3, rng);
+      std::uniform_int_distribution<int> zero(0, 15);
+      std::vector<int32_t> zx(nb);
+      for (int32_t& z : zx) z = mode == 0 ? zero(rng) : mode == 1 ? 15 : 0;
+      std::vector<int8_t> a(s.cols);
+      for (int j = 0; j < s.cols; ++j) a[j] = static_cast<int8_t>(q[j] - zx[j / s.block]);
+      std::vector<int32_t> want(static_cast<size_t>(s.rows) * nb);
+      kScalarKernels.block_dots(w.m, q.data(), s.cols, 1, 0, s.rows, want.data());
+      for (int r = 0; r < s.rows; ++r)
+        for (int b = 0; b < nb; ++b) want[r * nb + b] -= zx[b] * w.sums[r * nb + b];
+      for (const KernelTable* table : tables) {
+        CAPTURE(table_label(table));
+        std::vector<int32_t> got(want.size(), -1);
+        table->centered_dots(w.m, a.data(), 0, s.rows, got.data());
+        CHECK(got == want);
+        if (s.rows > 2) {  // a sub-range of rows, as the thread split uses
+          std::vector<int32_t> part(static_cast<size_t>(s.rows - 2) * nb, -1);
+          table->centered_dots(w.m, a.data(), 1, s.rows - 1, part.data());
+          CHECK(std::equal(part.begin(), part.end(), want.begin() + nb));
+        }
+      }
+    }
+}
+
+TEST_CASE("kernels: the epilogue over centered dots gives the floats of block dots") {
+  // One token, 4-bit weights and activations in per-head blocks: per channel, in groups of
+  // one block and of two; 8, 11, 20 and 32 blocks (past and around the epilogue's 8 lanes);
+  // random and extreme codes and zero points.
+  std::mt19937 rng(90);
+  struct Layout { int rows, cols, group, block; };
+  const Layout layouts[] = {{13, 512, 512, 64},  {9, 1408, 1408, 128}, {7, 1280, 1280, 64},
+                            {11, 2048, 2048, 64}, {5, 1280, 64, 64},    {6, 1024, 128, 64}};
+  for (const Layout& s : layouts)
+    for (int mode = 0; mode < 3; ++mode) {
+      CAPTURE(s.cols); CAPTURE(s.group); CAPTURE(s.block); CAPTURE(mode);
+      const int nb = s.cols / s.block;
+      RandomMatrix w(s.rows, s.cols, 4, s.group, s.block, mode, rng);
+      QuantizedActs a;
+      a.tokens = 1;
+      a.cols_padded = s.cols;
+      a.segment = s.block;
+      a.block = s.block;
+      a.q = random_acts(1, s.cols, 4, mode, rng);
+      std::uniform_real_distribution<float> scale(0.001f, 0.1f);
+      std::uniform_int_distribution<int> zero(0, 15);
+      for (int b = 0; b < nb; ++b) {
+        a.scale.push_back(scale(rng));
+        a.zero.push_back(mode == 0 ? zero(rng) : mode == 1 ? 15 : 0);
+      }
+      a.sums.assign(nb, 0);
+      a.centered.resize(s.cols);
+      for (int j = 0; j < s.cols; ++j) {
+        a.sums[j / s.block] += a.q[j];
+        a.centered[j] = static_cast<int8_t>(a.q[j] - a.zero[j / s.block]);
+      }
+      std::vector<int32_t> dots(static_cast<size_t>(s.rows) * nb), centered(dots.size());
+      kScalarKernels.block_dots(w.m, a.q.data(), s.cols, 1, 0, s.rows, dots.data());
+      centered_dots_scalar(w.m, a.centered.data(), 0, s.rows, centered.data());
+      std::vector<float> want(s.rows), got(s.rows);
+      linear_epilogue(w.m, a, 0, 1, 0, s.rows, dots.data(), false, want.data(), s.rows);
+      linear_epilogue(w.m, a, 0, 1, 0, s.rows, centered.data(), true, got.data(), s.rows);
+      CHECK(got == want);
+    }
+}
+
 TEST_CASE("kernels: prefill block dots match the scalar reference exactly") {
   // Token and row counts around the 16 × 16 tiles of the AMX path (where the CPU has it) and
   // the vector kernels' register tiles: whole tiles, pairs of tiles, and every kind of
@@ -289,7 +374,7 @@ TEST_CASE("kernels: the scalar quantized dot product approximates the float one"
   std::vector<int32_t> dots(rows * 4);
   kScalarKernels.block_dots(w.m, a.q.data(), cols, 1, 0, rows, dots.data());
   std::vector<float> y(rows);
-  linear_epilogue(w.m, a, 0, 1, 0, rows, dots.data(), y.data(), rows);
+  linear_epilogue(w.m, a, 0, 1, 0, rows, dots.data(), false, y.data(), rows);
   for (int r = 0; r < rows; ++r) {
     double exact = 0.0, norm = 0.0;
     for (int j = 0; j < cols; ++j) {
@@ -812,7 +897,7 @@ TEST_CASE("kernels: the epilogue gives the scaled exact block dots in every layo
       std::vector<int32_t> dots(static_cast<size_t>(tokens) * s.rows * nb);
       kScalarKernels.block_dots(w.m, a.q.data(), s.cols, tokens, 0, s.rows, dots.data());
       std::vector<float> y(static_cast<size_t>(tokens) * s.rows);
-      linear_epilogue(w.m, a, 0, tokens, 0, s.rows, dots.data(), y.data(), s.rows);
+      linear_epilogue(w.m, a, 0, tokens, 0, s.rows, dots.data(), false, y.data(), s.rows);
       for (int t = 0; t < tokens; ++t)
         for (int r = 0; r < s.rows; ++r) {
           double expected = 0.0, magnitude = 0.0;

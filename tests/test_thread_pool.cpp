@@ -279,6 +279,35 @@ TEST_CASE("quantized linear: every thread count gives the floats of one thread, 
       }
 }
 
+TEST_CASE("quantized linear: a token decoded alone gives the floats it gets among several") {
+  // 4-bit weights and activations in per-head blocks: decode goes through centered_dots where
+  // the kernels have it, several tokens through block_dots and the weights' block sums; each
+  // token's floats must not depend on which. Heads of 64 and 128, rows past the decode tiles.
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  struct Shape { int rows, cols, head; };
+  for (const Shape& s : {Shape{300, 512, 64}, Shape{600, 1024, 128}, Shape{257, 2048, 64}}) {
+    CAPTURE(s.rows); CAPTURE(s.cols); CAPTURE(s.head);
+    RandomPacked w(s.rows, s.cols, 4, s.head, rng);
+    const QuantizedLinear linear(w.m, ActQuantParams{4, s.head, 0, 1.0f, 1.0f});
+    const int tokens = 3;
+    std::vector<float> x(static_cast<size_t>(tokens) * s.cols);
+    for (float& v : x) v = normal(rng);
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      GlobalPoolSize size(threads);
+      std::vector<float> all(static_cast<size_t>(tokens) * s.rows, -1.0f), one(s.rows);
+      linear.forward(x.data(), tokens, all.data());
+      for (int t = 0; t < tokens; ++t) {
+        CAPTURE(t);
+        std::fill(one.begin(), one.end(), -2.0f);
+        linear.forward(&x[static_cast<size_t>(t) * s.cols], 1, one.data());
+        CHECK(std::equal(one.begin(), one.end(), all.begin() + static_cast<size_t>(t) * s.rows));
+      }
+    }
+  }
+}
+
 TEST_CASE("forward_shared: the floats of separate forwards, bit for bit, shared or not") {
   std::mt19937 rng(8);
   std::normal_distribution<float> normal(0.0f, 1.0f);

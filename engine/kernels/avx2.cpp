@@ -356,8 +356,8 @@ uint64_t byte_total_avx2(const uint8_t* p, size_t n) {
   return lanes[0] + lanes[1] + lanes[2] + lanes[3] + byte_total_scalar(p + i, n - i);
 }
 
-const KernelTable kAvx2Kernels = {"avx2", block_dots_avx2, quantize_acts_avx2, attend_avx2,
-                                   hadamard_avx2, byte_total_avx2, swiglu_avx2,
+const KernelTable kAvx2Kernels = {"avx2", block_dots_avx2, nullptr, quantize_acts_avx2,
+                                   attend_avx2, hadamard_avx2, byte_total_avx2, swiglu_avx2,
                                    vecmat_f16_simd<Avx2>, f16_to_f32_simd<Avx2>,
                                    checksum_lanes_scalar};  // AVX2 has no 64-bit multiply
 

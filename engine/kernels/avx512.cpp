@@ -365,20 +365,22 @@ inline __m512i totals16(const __m512i (&v)[16]) {
   return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, 0x88), _mm512_shuffle_i32x4(a, b, 0xDD));
 }
 
-// Rows [job.r0, job.r1) of several 4-bit blocks each (o_proj, its activations per head: a
-// block a whole number of 64-column chunks), one token, one row after another as
-// row_by_row_dots walks them, so a worker's share streams as one sequence; 16 blocks'
-// accumulators reduced together.
-void row_by_row_block_dots(const DotJob& job) {
+// Rows [r0, r1) of several 4-bit blocks each (o_proj, its activations per head: a block a
+// whole number of 64-column chunks), one token, one row after another as row_by_row_dots walks
+// them, so a worker's share streams as one sequence; 16 blocks' accumulators reduced together,
+// less offsets[b]. The steps multiply the unsigned activation codes x by the stored nibbles
+// (w' + 8) or, kCentered, the nibbles by signed x (centered_dots).
+template <bool kCentered>
+void row_by_row_blocks(const PackedMatrix& w, const uint8_t* x, int r0, int r1,
+                       const int32_t* offsets, int32_t* dots) {
   using S = ZmmStep<4>;
   constexpr size_t kStepBytes = S::kCols / 2;
   constexpr int kBlocks = 16;  // accumulators, one per block
-  const PackedMatrix& w = job.w;
   const int nb = w.blocks(), steps = w.block / S::kCols;
-  const uint8_t* row = w.codes + static_cast<size_t>(job.r0) * w.row_bytes();
-  int32_t* out = job.dots;
-  for (int r = job.r0; r < job.r1; ++r) {
-    const uint8_t* q = job.q;
+  const uint8_t* row = w.codes + static_cast<size_t>(r0) * w.row_bytes();
+  int32_t* out = dots;
+  for (int r = r0; r < r1; ++r) {
+    const uint8_t* q = x;
     for (int b = 0; b < nb; b += kBlocks) {
       const int n_blocks = std::min(kBlocks, nb - b);
       __m512i acc[kBlocks];
@@ -388,16 +390,39 @@ void row_by_row_block_dots(const DotJob& job) {
         for (int s = 0; s < steps; ++s, row += kStepBytes, q += S::kCols) {
           __m512i qv = S::acts(q, 0);
           if (reinterpret_cast<uintptr_t>(row) % 64 == 0) qv = prefetch_ahead_of(row, qv);
-          acc[j] = S::dot(acc[j], qv, S::weights(row, 0));
+          acc[j] = kCentered ? S::dot(acc[j], S::weights(row, 0), qv)
+                             : S::dot(acc[j], qv, S::weights(row, 0));
         }
       });
       const __mmask16 stored = static_cast<__mmask16>((1u << n_blocks) - 1);
       _mm512_mask_storeu_epi32(
           out, stored,
-          _mm512_sub_epi32(totals16(acc), _mm512_maskz_loadu_epi32(stored, job.offsets + b)));
+          _mm512_sub_epi32(totals16(acc), _mm512_maskz_loadu_epi32(stored, offsets + b)));
       out += n_blocks;
     }
   }
+}
+
+void row_by_row_block_dots(const DotJob& job) {
+  row_by_row_blocks<false>(job.w, job.q, job.r0, job.r1, job.offsets, job.dots);
+}
+
+// KernelTable::centered_dots: the stored nibbles are w' + 8, so each block's sum less 8·Σa.
+void centered_dots_avx512(const PackedMatrix& w, const int8_t* a, int r0, int r1, int32_t* dots) {
+  const int nb = w.blocks();
+  thread_local std::vector<int32_t> storage;
+  int32_t* offsets = scratch(storage, nb);
+  const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int b = 0; b < nb; ++b) {
+    // Σa = Σ(a + 128) − 128·n, the first as unsigned bytes (a block is whole 64-byte steps).
+    __m512i acc = _mm512_setzero_si512();
+    for (int j = b * w.block; j < (b + 1) * w.block; j += 64)
+      acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512(a + j), sign),
+                                                  _mm512_setzero_si512()));
+    offsets[b] = kNibbleOffset *
+                 (static_cast<int32_t>(_mm512_reduce_add_epi64(acc)) - 128 * w.block);
+  }
+  row_by_row_blocks<true>(w, reinterpret_cast<const uint8_t*>(a), r0, r1, offsets, dots);
 }
 
 // kernel(job, r0, r) over the rows of job's whole tiles of `tile` rows, [r0, r); the rest of
@@ -838,13 +863,16 @@ void checksum_lanes_avx512(const uint8_t* const* p, int n, size_t bytes, uint64_
 }
 }  // namespace
 
-const KernelTable kAvx512Kernels = {"avx512", block_dots_avx512<DecodeWalk::kTiles>,
+// centered_dots walks rows one by one, as Intel CPUs stream them faster; Zen 4's tiles keep
+// the block sums (not measured there).
+const KernelTable kAvx512Kernels = {"avx512", block_dots_avx512<DecodeWalk::kTiles>, nullptr,
                                     quantize_acts_avx512, attend_avx512, hadamard_avx512,
                                     byte_total_avx512, swiglu_avx512, vecmat_f16_simd<Avx512>,
                                     f16_to_f32_simd<Avx512>, checksum_lanes_avx512};
 const KernelTable kAvx512RowByRowKernels = [] {
   KernelTable t = kAvx512Kernels;
   t.block_dots = block_dots_avx512<DecodeWalk::kRowByRow>;
+  t.centered_dots = centered_dots_avx512;
   return t;
 }();
 

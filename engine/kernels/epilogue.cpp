@@ -53,11 +53,12 @@ using Floats = Floats8;
 // Rows of several blocks, int32-exact: per-channel weights with o_proj's per-head activation
 // segments (kGroupScales false: y = s_w·Σ_b s_x[b]·e_b), or weights in groups of one or more
 // blocks (true: y = Σ_b (s_w[g(b)]·s_x[b])·e_b, the groups' scales and zero points first
-// copied out per block where a group spans several). Each row sums its blocks eight at a time
-// in vector lanes, the remainder in order on its own, then adds the lanes in a fixed tree
-// (written on vector types, so the partial sums stay in registers rather than going through
-// memory per row); inlined into linear_epilogue's clones.
-template <bool kGroupScales>
+// copied out per block where a group spans several). kCentered: the dots are centered_dots',
+// whose z_x·Σw' is in already, so the weights' block sums are not read (e_b is the same).
+// Each row sums its blocks eight at a time in vector lanes, the remainder in order on its own,
+// then adds the lanes in a fixed tree (written on vector types, so the partial sums stay in
+// registers rather than going through memory per row); inlined into linear_epilogue's clones.
+template <bool kGroupScales, bool kCentered>
 __attribute__((always_inline)) inline void block_rows(const PackedMatrix& w, const TokenBlocks& k,
                                                       const int* group_of, int r0, int r1,
                                                       const int32_t* d, float* y) {
@@ -81,19 +82,19 @@ __attribute__((always_inline)) inline void block_rows(const PackedMatrix& w, con
   }
   const int whole = nb / kLanes * kLanes;
   for (int r = r0; r < r1; ++r, d += nb) {
-    const int32_t* wsum = w.sums + static_cast<size_t>(r) * nb;
+    const int32_t* wsum = kCentered ? nullptr : w.sums + static_cast<size_t>(r) * nb;
     const size_t copy = static_cast<size_t>(r - r0) * nb;
     const float* sw = copied ? &block_scales[copy] : w.scales + static_cast<size_t>(r) * ng;
     const int32_t* zw = copied ? &block_zeros[copy] : w.zeros + static_cast<size_t>(r) * ng;
     Floats acc = {};
     for (int b = 0; b < whole; b += kLanes) {
-      Ints dot, z = Ints{} + zw[0], cb, zx, ws;
+      Ints dot, z = Ints{} + zw[0], cb, zx, ws = {};
       Floats sx, scale;
       load_lanes(dot, d + b);
       if (kGroupScales) load_lanes(z, zw + b);
       load_lanes(cb, c.data() + b);
       load_lanes(zx, k.zx.data() + b);
-      load_lanes(ws, wsum + b);
+      if (!kCentered) load_lanes(ws, wsum + b);
       load_lanes(sx, k.sx.data() + b);
       if (kGroupScales) {
         load_lanes(scale, sw + b);
@@ -106,7 +107,8 @@ __attribute__((always_inline)) inline void block_rows(const PackedMatrix& w, con
     float rest = 0.0f;
     for (int b = whole; b < nb; ++b) {
       const int g = kGroupScales ? b : 0;
-      const float e = static_cast<float>(exact_dot<int32_t>(d[b], zw[g], c[b], k.zx[b], wsum[b]));
+      const int32_t ws = kCentered ? 0 : wsum[b];
+      const float e = static_cast<float>(exact_dot<int32_t>(d[b], zw[g], c[b], k.zx[b], ws));
       rest += (kGroupScales ? sw[b] * k.sx[b] : k.sx[b]) * e;
     }
     static_assert(kLanes == 8, "the reduction below adds eight lanes");
@@ -120,17 +122,18 @@ __attribute__((always_inline)) inline void block_rows(const PackedMatrix& w, con
 // rows [r, r + R) at a time, so that their R chains of dependent float additions overlap; each
 // row sums its blocks in order.
 template <int R>
-void wide_block_rows(const PackedMatrix& w, const TokenBlocks& k, const int* group_of, int r,
-                     const int32_t* d, float* y) {
+void wide_block_rows(const PackedMatrix& w, const TokenBlocks& k, const int* group_of,
+                     bool centered, int r, const int32_t* d, float* y) {
   const int nb = w.blocks(), ng = w.groups();
   float acc[R] = {};
   for (int b = 0; b < nb; ++b) {
     const int g = group_of[b];
     for (int i = 0; i < R; ++i) {
       const size_t row = static_cast<size_t>(r + i);
+      const int32_t ws = centered ? 0 : w.sums[row * nb + b];
       acc[i] += (w.scales[row * ng + g] * k.sx[b]) *
                 static_cast<float>(exact_dot<int64_t>(d[i * nb + b], w.zeros[row * ng + g], k.c[b],
-                                                      k.zx[b], w.sums[row * nb + b]));
+                                                      k.zx[b], ws));
     }
   }
   for (int i = 0; i < R; ++i) y[r + i] = acc[i];
@@ -140,7 +143,7 @@ void wide_block_rows(const PackedMatrix& w, const TokenBlocks& k, const int* gro
 
 ROTOR_EPILOGUE_CLONES void linear_epilogue(const PackedMatrix& w, const QuantizedActs& a, int t0,
                                            int n_tokens, int r0, int r1, const int32_t* dots,
-                                           float* y, size_t y_stride) {
+                                           bool centered, float* y, size_t y_stride) {
   const int nb = w.blocks(), rows = r1 - r0;
   const int nseg = a.cols_padded / a.segment;
   const int64_t n = w.block;
@@ -165,11 +168,12 @@ ROTOR_EPILOGUE_CLONES void linear_epilogue(const PackedMatrix& w, const Quantize
     float* yt = y + t * y_stride;
     if (nb == 1) {
       const int64_t c = qsum[0] - n * zx[0];
+      const int32_t zx_ws = centered ? 0 : zx[0];  // centered: z_x·Σw' is in the dots
       if (int32)
-        one_block_rows<int32_t>(d, w.scales + r0, w.zeros + r0, w.sums + r0, sx[0], zx[0],
+        one_block_rows<int32_t>(d, w.scales + r0, w.zeros + r0, w.sums + r0, sx[0], zx_ws,
                                 static_cast<int32_t>(c), rows, yt + r0);
       else
-        one_block_rows<int64_t>(d, w.scales + r0, w.zeros + r0, w.sums + r0, sx[0], zx[0], c,
+        one_block_rows<int64_t>(d, w.scales + r0, w.zeros + r0, w.sums + r0, sx[0], zx_ws, c,
                                 rows, yt + r0);
       continue;
     }
@@ -180,15 +184,22 @@ ROTOR_EPILOGUE_CLONES void linear_epilogue(const PackedMatrix& w, const Quantize
         k.c[b] = qsum[b] - n * zx[s];
       }
     if (int32) {
-      if (w.groups() == 1)
-        block_rows<false>(w, k, group_of.data(), r0, r1, d, yt);
+      const bool grouped = w.groups() > 1;
+      if (centered && grouped)
+        block_rows<true, true>(w, k, group_of.data(), r0, r1, d, yt);
+      else if (centered)
+        block_rows<false, true>(w, k, group_of.data(), r0, r1, d, yt);
+      else if (grouped)
+        block_rows<true, false>(w, k, group_of.data(), r0, r1, d, yt);
       else
-        block_rows<true>(w, k, group_of.data(), r0, r1, d, yt);
+        block_rows<false, false>(w, k, group_of.data(), r0, r1, d, yt);
       continue;
     }
     int r = r0;
-    for (; r + 4 <= r1; r += 4) wide_block_rows<4>(w, k, group_of.data(), r, d + (r - r0) * nb, yt);
-    for (; r < r1; ++r) wide_block_rows<1>(w, k, group_of.data(), r, d + (r - r0) * nb, yt);
+    for (; r + 4 <= r1; r += 4)
+      wide_block_rows<4>(w, k, group_of.data(), centered, r, d + (r - r0) * nb, yt);
+    for (; r < r1; ++r)
+      wide_block_rows<1>(w, k, group_of.data(), centered, r, d + (r - r0) * nb, yt);
   }
 }
 

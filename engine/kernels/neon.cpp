@@ -635,8 +635,8 @@ uint64_t byte_total_neon(const uint8_t* p, size_t n) {
   return vgetq_lane_u64(total, 0) + vgetq_lane_u64(total, 1) + byte_total_scalar(p + i, n - i);
 }
 
-const KernelTable kNeonKernels = {"neon", block_dots_neon, quantize_acts_neon, attend_neon,
-                                   hadamard_neon, byte_total_neon, swiglu_neon,
+const KernelTable kNeonKernels = {"neon", block_dots_neon, nullptr, quantize_acts_neon,
+                                   attend_neon, hadamard_neon, byte_total_neon, swiglu_neon,
                                    vecmat_f16_simd<NeonF16>, f16_to_f32_simd<NeonF16>,
                                    checksum_lanes_scalar};  // NEON has no 64-bit multiply
 

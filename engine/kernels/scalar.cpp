@@ -35,6 +35,19 @@ void swiglu_scalar(float* gate, const float* up, int n) {
 
 }  // namespace
 
+void centered_dots_scalar(const PackedMatrix& w, const int8_t* a, int r0, int r1, int32_t* dots) {
+  const int nb = w.blocks();
+  for (int r = r0; r < r1; ++r) {
+    const uint8_t* row = w.codes + static_cast<size_t>(r) * w.row_bytes();
+    for (int b = 0; b < nb; ++b) {
+      int32_t acc = 0;
+      for (int j = b * w.block; j < (b + 1) * w.block; ++j)
+        acc += a[j] * packed_code(row, w.bits, j);
+      dots[static_cast<size_t>(r - r0) * nb + b] = acc;
+    }
+  }
+}
+
 void quantize_acts_scalar(const float* x, int cols, int n_tokens, const ActQuantParams& p,
                           QuantizedActs& a) {
   const int levels = (1 << p.bits) - 1;
@@ -139,9 +152,9 @@ void checksum_lanes_scalar(const uint8_t* const* p, int n, size_t bytes, uint64_
   for (int c = 0; c < n; ++c) format::checksum_stripes(lanes + 4 * c, p[c], bytes);
 }
 
-const KernelTable kScalarKernels = {"scalar", block_dots_scalar, quantize_acts_scalar,
-                                    attend_scalar, hadamard_scalar, byte_total_scalar,
-                                    swiglu_scalar, vecmat_f16_scalar, f16_to_f32_scalar,
-                                    checksum_lanes_scalar};
+const KernelTable kScalarKernels = {"scalar", block_dots_scalar, centered_dots_scalar,
+                                    quantize_acts_scalar, attend_scalar, hadamard_scalar,
+                                    byte_total_scalar, swiglu_scalar, vecmat_f16_scalar,
+                                    f16_to_f32_scalar, checksum_lanes_scalar};
 
 }  // namespace rotor
