@@ -1,6 +1,7 @@
 // block_dots, the integer core of every quantized linear layer: one call over all rows, as
-// GEMV (decode, 1 token) and GEMM (prefill). Weight bytes are the packed codes it reads. And
-// the epilogue that turns its dots into outputs, shared by every ISA.
+// GEMV (decode, 1 token) and GEMM (prefill). Weight bytes are the packed codes it reads. Also
+// centered_dots (o_proj's decode) from memory, and the epilogue that turns dots into outputs,
+// shared by every ISA.
 #include <algorithm>
 #include <random>
 #include <vector>
@@ -76,6 +77,31 @@ void run_from_memory(benchmark::State& state, Isa isa, Shape shape, int bits) {
   set_work(state, static_cast<double>(bytes), 2.0 * w.rows * w.cols_padded);
 }
 
+// centered_dots from memory, as run_from_memory: o_proj's decode with its activations' zero
+// points folded in (4-bit activations a = q − z_x, a zero point per head). Bytes are the codes.
+void run_centered_from_memory(benchmark::State& state, Isa isa, Shape shape) {
+  const QuantizedMatrix m =
+      RandomPackedMatrices(1)(shape.rows, shape.cols, {4, 0, false, shape.segment});
+  PackedMatrix w = m.view();
+  const size_t bytes = static_cast<size_t>(w.rows) * w.row_bytes();
+  const size_t copies = std::max<size_t>(2, (size_t{1} << 30) / bytes);
+  ZeroedArray<uint8_t> codes(copies * bytes, Pages::kHuge);
+  for (size_t c = 0; c < copies; ++c) std::copy(w.codes, w.codes + bytes, &codes[c * bytes]);
+  std::mt19937 rng(2);
+  std::vector<int8_t> a(w.cols_padded);
+  for (int8_t& v : a) v = static_cast<int8_t>(static_cast<int>(rng() % 31) - 15);
+  std::vector<int32_t> dots(static_cast<size_t>(w.rows) * w.blocks());
+  const KernelTable& k = kernels_for(isa);
+  size_t c = 0;
+  for (auto _ : state) {
+    w.codes = &codes[c * bytes];
+    c = (c + 1) % copies;
+    k.centered_dots(w, a.data(), 0, w.rows, dots.data());
+    benchmark::DoNotOptimize(dots.data());
+  }
+  set_work(state, static_cast<double>(bytes), 2.0 * w.rows * w.cols_padded);
+}
+
 // The epilogue of one decoded token (linear_epilogue: block dots to floats), over a layer's rows
 // in tiles of 256 as decode calls it, its metadata and dots in cache. Bytes are the packed codes
 // the layer's GEMV streams, so its GB/s compares with gemv_dram's: how much the epilogue adds.
@@ -138,6 +164,12 @@ void register_linear(Isa isa) {
   };
   for (const Shape& s : kShapes) add_dram(s);
   for (const Shape& s : kHeadShapes) add_dram(s);
+  if (kernels_for(isa).centered_dots)
+    for (const Shape& s : kHeadShapes)
+      benchmark::RegisterBenchmark(
+          bench_name("gemv_centered_dram", isa, shape_name(s, 4, 1)).c_str(),
+          run_centered_from_memory, isa, s)
+          ->Unit(benchmark::kMicrosecond);
   for (const Shape& s : {kShapes[0], kShapes[1]})
     for (int tokens : kPrefillTokens)
       if (isa != Isa::kScalar || tokens == kPrefillTokens[0]) add(s, 4, tokens);
