@@ -112,8 +112,9 @@ const QuantizedActs& QuantizedLinear::quantize(const float* x, int rows) const {
   a.centered.clear();
   if (centered_decode(rows)) {
     a.centered.resize(w_.cols_padded);
-    for (int j = 0; j < w_.cols_padded; ++j)
-      a.centered[j] = static_cast<int8_t>(a.q[j] - a.zero[j / a.segment]);
+    for (int j0 = 0, s = 0; j0 < w_.cols_padded; j0 += a.segment, ++s)
+      for (int j = j0; j < j0 + a.segment; ++j)
+        a.centered[j] = static_cast<int8_t>(a.q[j] - a.zero[s]);
   }
   return a;
 }
