@@ -52,8 +52,9 @@ void run(benchmark::State& state, Isa isa, Shape shape, int bits, int tokens) {
 
 // GEMV with the weights coming from memory, as in decode: the call walks copies of the codes
 // that together far exceed the last-level cache (the one above sees them cached after the
-// first iteration, which measures the kernel, not the memory system).
-void run_from_memory(benchmark::State& state, Isa isa, Shape shape, int bits) {
+// first iteration, which measures the kernel, not the memory system). centered: through
+// centered_dots, o_proj's decode with 4-bit activations less their zero points (a = q − z_x).
+void run_from_memory(benchmark::State& state, Isa isa, Shape shape, int bits, bool centered) {
   const QuantizedMatrix m =
       RandomPackedMatrices(1)(shape.rows, shape.cols, {bits, 0, false, shape.segment});
   PackedMatrix w = m.view();
@@ -64,31 +65,8 @@ void run_from_memory(benchmark::State& state, Isa isa, Shape shape, int bits) {
   for (size_t c = 0; c < copies; ++c) std::copy(w.codes, w.codes + bytes, &codes[c * bytes]);
   std::mt19937 rng(2);
   std::vector<uint8_t> q(w.cols_padded);
-  for (uint8_t& v : q) v = static_cast<uint8_t>(rng());
-  std::vector<int32_t> dots(static_cast<size_t>(w.rows) * w.blocks());
-  const KernelTable& k = kernels_for(isa);
-  size_t c = 0;
-  for (auto _ : state) {
-    w.codes = &codes[c * bytes];
-    c = (c + 1) % copies;
-    k.block_dots(w, q.data(), w.cols_padded, 1, 0, w.rows, dots.data());
-    benchmark::DoNotOptimize(dots.data());
-  }
-  set_work(state, static_cast<double>(bytes), 2.0 * w.rows * w.cols_padded);
-}
-
-// centered_dots from memory, as run_from_memory: o_proj's decode with its activations' zero
-// points folded in (4-bit activations a = q − z_x, a zero point per head). Bytes are the codes.
-void run_centered_from_memory(benchmark::State& state, Isa isa, Shape shape) {
-  const QuantizedMatrix m =
-      RandomPackedMatrices(1)(shape.rows, shape.cols, {4, 0, false, shape.segment});
-  PackedMatrix w = m.view();
-  const size_t bytes = static_cast<size_t>(w.rows) * w.row_bytes();
-  const size_t copies = std::max<size_t>(2, (size_t{1} << 30) / bytes);
-  ZeroedArray<uint8_t> codes(copies * bytes, Pages::kHuge);
-  for (size_t c = 0; c < copies; ++c) std::copy(w.codes, w.codes + bytes, &codes[c * bytes]);
-  std::mt19937 rng(2);
   std::vector<int8_t> a(w.cols_padded);
+  for (uint8_t& v : q) v = static_cast<uint8_t>(rng());
   for (int8_t& v : a) v = static_cast<int8_t>(static_cast<int>(rng() % 31) - 15);
   std::vector<int32_t> dots(static_cast<size_t>(w.rows) * w.blocks());
   const KernelTable& k = kernels_for(isa);
@@ -96,7 +74,10 @@ void run_centered_from_memory(benchmark::State& state, Isa isa, Shape shape) {
   for (auto _ : state) {
     w.codes = &codes[c * bytes];
     c = (c + 1) % copies;
-    k.centered_dots(w, a.data(), 0, w.rows, dots.data());
+    if (centered)
+      k.centered_dots(w, a.data(), 0, w.rows, dots.data());
+    else
+      k.block_dots(w, q.data(), w.cols_padded, 1, 0, w.rows, dots.data());
     benchmark::DoNotOptimize(dots.data());
   }
   set_work(state, static_cast<double>(bytes), 2.0 * w.rows * w.cols_padded);
@@ -157,19 +138,15 @@ void register_linear(Isa isa) {
   for (const Shape& s : kShapes)
     for (int bits : {4, 8}) add(s, bits, 1);
   for (const Shape& s : kHeadShapes) add(s, 4, 1);
-  auto add_dram = [&](Shape s) {
-    benchmark::RegisterBenchmark(bench_name("gemv_dram", isa, shape_name(s, 4, 1)).c_str(),
-                                 run_from_memory, isa, s, 4)
+  auto add_dram = [&](const char* name, Shape s, bool centered) {
+    benchmark::RegisterBenchmark(bench_name(name, isa, shape_name(s, 4, 1)).c_str(),
+                                 run_from_memory, isa, s, 4, centered)
         ->Unit(benchmark::kMicrosecond);
   };
-  for (const Shape& s : kShapes) add_dram(s);
-  for (const Shape& s : kHeadShapes) add_dram(s);
+  for (const Shape& s : kShapes) add_dram("gemv_dram", s, false);
+  for (const Shape& s : kHeadShapes) add_dram("gemv_dram", s, false);
   if (kernels_for(isa).centered_dots)
-    for (const Shape& s : kHeadShapes)
-      benchmark::RegisterBenchmark(
-          bench_name("gemv_centered_dram", isa, shape_name(s, 4, 1)).c_str(),
-          run_centered_from_memory, isa, s)
-          ->Unit(benchmark::kMicrosecond);
+    for (const Shape& s : kHeadShapes) add_dram("gemv_centered_dram", s, true);
   for (const Shape& s : {kShapes[0], kShapes[1]})
     for (int tokens : kPrefillTokens)
       if (isa != Isa::kScalar || tokens == kPrefillTokens[0]) add(s, 4, tokens);
