@@ -55,23 +55,33 @@ void kivi_walk(const KvView& kv, const float* q, int n_q, int n_pos, float* scor
   const size_t group_bytes = static_cast<size_t>(hd) * G * kv.bits / 8;
   thread_local std::vector<float> storage;
   thread_local std::vector<int16_t> q16_storage;
-  float* qn = scratch(storage, 2 * heads_floats + 2 * n_q + 2 * hd);  // q / sqrt(hd)
-  float* qs = qn + heads_floats;   // a head's q' = qn · scale
-  float* constants = qs + hd;      // Σ qn·min, per head
-  float* steps = constants + n_q;  // q' = step · qi, per head
-  float* scale = steps + n_q;      // the group's scales and minimums in float
-  float* min = scale + hd;
+  // The scales and minimums of `batch` groups per conversion: at a small head size one group's
+  // end in a partial vector, converted value by value (stories260K's head size 8: the scores
+  // of 128 positions took 15% longer).
+  const int groups = n_pos / G, batch = std::max(1, 64 / hd);
+  const size_t batch_floats = static_cast<size_t>(batch) * hd;
+  float* qn = scratch(storage, 2 * heads_floats + 2 * n_q + hd + 2 * batch_floats);
+  float* qs = qn + heads_floats;     // a head's q' = qn · scale
+  float* constants = qs + hd;        // Σ qn·min, per head
+  float* steps = constants + n_q;    // q' = step · qi, per head
+  float* scales = steps + n_q;       // the batch's scales and minimums in float
+  float* mins = scales + batch_floats;
   int16_t* qi = scratch(q16_storage, heads_floats);
   for (size_t i = 0; i < heads_floats; ++i) qn[i] = q[i] * inv_sqrt;
-  for (int g = 0; g < n_pos / G; ++g) {
+  for (int g = 0; g < groups; ++g) {
     const uint16_t* scale16 = kv.k_group_scale + static_cast<size_t>(g) * hd;
     const uint16_t* min16 = kv.k_group_min + static_cast<size_t>(g) * hd;
     for (int i = 0; i < hd; i += 32) {  // the next group's, one cache line at a time
       __builtin_prefetch(scale16 + hd + i);
       __builtin_prefetch(min16 + hd + i);
     }
-    f16_to_f32(scale16, hd, scale);
-    f16_to_f32(min16, hd, min);
+    if (g % batch == 0) {
+      const size_t n = static_cast<size_t>(std::min(batch, groups - g)) * hd;
+      f16_to_f32(scale16, n, scales);
+      f16_to_f32(min16, n, mins);
+    }
+    const float* scale = scales + static_cast<size_t>(g % batch) * hd;
+    const float* min = mins + static_cast<size_t>(g % batch) * hd;
     for (int h = 0; h < n_q; ++h)
       steps[h] = quantize_q16<true>(qn + h * hd, scale, min, hd, qs, qi + h * hd, constants + h);
     group_scores(kv, qi, steps, constants, n_q, kv.k_group_codes + g * group_bytes,
