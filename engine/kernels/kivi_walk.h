@@ -56,11 +56,11 @@ void kivi_walk(const KvView& kv, const float* q, int n_q, int n_pos, float* scor
   thread_local std::vector<float> storage;
   thread_local std::vector<int16_t> q16_storage;
   // The scales and minimums of `batch` groups per conversion: at a small head size one group's
-  // end in a partial vector, converted value by value (stories260K's head size 8: the scores
-  // of 128 positions took 15% longer).
+  // ranges end in a partial vector, converted value by value (stories260K's head size 8: the
+  // scores of 128 positions took 15% longer).
   const int groups = n_pos / G, batch = std::max(1, 64 / hd);
   const size_t batch_floats = static_cast<size_t>(batch) * hd;
-  float* qn = scratch(storage, 2 * heads_floats + 2 * n_q + hd + 2 * batch_floats);
+  float* qn = scratch(storage, heads_floats + hd + 2 * n_q + 2 * batch_floats);  // q / sqrt(hd)
   float* qs = qn + heads_floats;     // a head's q' = qn · scale
   float* constants = qs + hd;        // Σ qn·min, per head
   float* steps = constants + n_q;    // q' = step · qi, per head
