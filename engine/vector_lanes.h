@@ -14,6 +14,7 @@ using Floats8 = float __attribute__((vector_size(8 * sizeof(float))));
 using Ints8 = int32_t __attribute__((vector_size(8 * sizeof(int32_t))));
 using Floats16 = float __attribute__((vector_size(16 * sizeof(float))));
 using Ints16 = int32_t __attribute__((vector_size(16 * sizeof(int32_t))));
+using Shorts8 = int16_t __attribute__((vector_size(8 * sizeof(int16_t))));
 using Shorts16 = int16_t __attribute__((vector_size(16 * sizeof(int16_t))));
 
 // v ← the lanes at p. Filled through a reference: a function returning a 256-bit vector by
