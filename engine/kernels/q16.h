@@ -66,14 +66,27 @@ inline float quantize_q16(const float* qn, const float* scale, const float* min,
     qs[i] = Scaled ? qn[i] * scale[i] : qn[i];
     top[i % 16] = std::max(top[i % 16], std::fabs(qs[i]));
   }
-  float d[8], t[8];  // the lanes pairwise, then as the tree below
-  for (int j = 0; j < 8; ++j) {
-    d[j] = dot[j] + dot[j + 8];
-    t[j] = std::max(top[j], top[j + 8]);
-  }
-  *constant = ((d[0] + d[1]) + (d[2] + d[3])) + ((d[4] + d[5]) + (d[6] + d[7]));
-  const float largest = std::max(std::max(std::max(t[0], t[1]), std::max(t[2], t[3])),
-                                 std::max(std::max(t[4], t[5]), std::max(t[6], t[7])));
+  // The lanes j and j + 8 pairwise, then lane 0 gathers the tree
+  // ((d0 + d1) + (d2 + d3)) + ((d4 + d5) + (d6 + d7)) (and the same of std::max) in vector steps.
+  Floats8 d, t, high;
+  std::memcpy(&d, &dot, sizeof d);
+  std::memcpy(&high, reinterpret_cast<const char*>(&dot) + sizeof d, sizeof high);
+  d += high;
+  std::memcpy(&t, &top, sizeof t);
+  std::memcpy(&high, reinterpret_cast<const char*>(&top) + sizeof t, sizeof high);
+  t = t < high ? high : t;
+  auto fold = [&](Floats8 other_d, Floats8 other_t) {
+    d += other_d;
+    t = t < other_t ? other_t : t;
+  };
+  fold(__builtin_shufflevector(d, d, 1, 0, 3, 2, 5, 4, 7, 6),
+       __builtin_shufflevector(t, t, 1, 0, 3, 2, 5, 4, 7, 6));
+  fold(__builtin_shufflevector(d, d, 2, 3, 0, 1, 6, 7, 4, 5),
+       __builtin_shufflevector(t, t, 2, 3, 0, 1, 6, 7, 4, 5));
+  fold(__builtin_shufflevector(d, d, 4, 5, 6, 7, 0, 1, 2, 3),
+       __builtin_shufflevector(t, t, 4, 5, 6, 7, 0, 1, 2, 3));
+  *constant = d[0];
+  const float largest = t[0];
   if (!(largest > 0.0f)) {
     std::fill(qi, qi + hd, int16_t{0});
     return 0.0f;
