@@ -103,7 +103,7 @@ inline float quantize_q16(const float* qn, const float* scale, const float* min,
     std::memcpy(qi + c, &r, sizeof r);
   };
   for (int c = 0; c < hd16; c += 16) round(c, Floats16{}, Ints16{}, Shorts16{});
-  if (hd - hd16 >= 8) round(hd16, Floats8{}, Ints8{}, Shorts8{});
+  if (rest > hd16) round(hd16, Floats8{}, Ints8{}, Shorts8{});  // the eight above
   for (int i = rest; i < hd; ++i)
     qi[i] = static_cast<int16_t>(static_cast<int>((qs[i] * inv + kRound) - kRound));
   return largest / kMax;
