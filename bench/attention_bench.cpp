@@ -30,11 +30,11 @@ void run(benchmark::State& state, Isa isa, int head_dim, int n_q, int bits, int 
   std::vector<uint8_t> k_codes(k_rows * head_bytes), v_codes(n_pos * head_bytes);
   for (uint8_t& c : k_codes) c = static_cast<uint8_t>(rng());
   for (uint8_t& c : v_codes) c = static_cast<uint8_t>(rng());
-  std::vector<uint16_t> k_group_scale(k_params, f32_to_f16(0.01f)),
-      k_group_min(k_params, f32_to_f16(-0.5f));
-  std::vector<float> k_scale(k_params, 0.01f), k_min(k_params, -0.5f),
-      k_float(static_cast<size_t>(head_dim) * k_group), v_scale(n_pos, 0.01f),
-      v_min(n_pos, -0.5f), q(n_q * head_dim), scores(n_q * n_pos), out(n_q * head_dim);
+  // Scales and minimums in f16, as the cache holds them.
+  std::vector<uint16_t> k_scale(k_params, f32_to_f16(0.01f)), k_min(k_params, f32_to_f16(-0.5f)),
+      v_scale(n_pos, f32_to_f16(0.01f)), v_min(n_pos, f32_to_f16(-0.5f));
+  std::vector<float> k_float(static_cast<size_t>(head_dim) * k_group), q(n_q * head_dim),
+      scores(n_q * n_pos), out(n_q * head_dim);
   for (float& v : k_float) v = uniform(rng);
   for (float& v : q) v = uniform(rng);
   KvView kv;
@@ -46,8 +46,8 @@ void run(benchmark::State& state, Isa isa, int head_dim, int n_q, int bits, int 
   if (k_group) {
     kv.k_group = k_group;
     kv.k_group_codes = k_codes.data();
-    kv.k_group_scale = k_group_scale.data();
-    kv.k_group_min = k_group_min.data();
+    kv.k_group_scale = k_scale.data();
+    kv.k_group_min = k_min.data();
     kv.k_float = k_float.data();
     kv.k_float_stride = head_dim;
   } else {
@@ -62,7 +62,7 @@ void run(benchmark::State& state, Isa isa, int head_dim, int n_q, int bits, int 
   }
   // Bytes: the K and V codes, V's scale and minimum per position and, per position, K's
   // (KIVI's per-group ones, 1/k_group as many, are left out).
-  set_work(state, n_pos * (2.0 * head_bytes + (k_group ? 2 : 4) * sizeof(float)),
+  set_work(state, n_pos * (2.0 * head_bytes + (k_group ? 2 : 4) * sizeof(uint16_t)),
            4.0 * n_q * n_pos * head_dim);
 }
 
@@ -76,8 +76,7 @@ struct CacheWalk {
   static constexpr size_t kRow = kHeadDim / 2;  // bytes of a position's codes
   static constexpr size_t kGroupParams = size_t{kHeadDim} * (kPositions / kGroup);
   ZeroedArray<uint8_t> k_codes, v_codes;
-  ZeroedArray<uint16_t> k_scale, k_min;  // f16
-  ZeroedArray<float> v_scale, v_min;
+  ZeroedArray<uint16_t> k_scale, k_min, v_scale, v_min;  // f16
   std::vector<float> k_float = std::vector<float>(size_t{kHeadDim} * kGroup, 0.1f);
 
   explicit CacheWalk(Pages pages)
@@ -93,8 +92,8 @@ struct CacheWalk {
     }
     std::fill(k_scale.begin(), k_scale.end(), f32_to_f16(0.01f));
     std::fill(k_min.begin(), k_min.end(), f32_to_f16(-0.5f));
-    std::fill(v_scale.begin(), v_scale.end(), 0.01f);
-    std::fill(v_min.begin(), v_min.end(), -0.5f);
+    std::fill(v_scale.begin(), v_scale.end(), f32_to_f16(0.01f));
+    std::fill(v_min.begin(), v_min.end(), f32_to_f16(-0.5f));
   }
 
   KvView head(int h) const {
@@ -127,7 +126,7 @@ void run_walk(benchmark::State& state, Isa isa, Pages pages) {
       k.attend(walk->head(h), q.data(), 1, W::kPositions, scores.data(), out.data());
       benchmark::DoNotOptimize(out.data());
     }
-  const double per_position = 2.0 * W::kRow + 2 * sizeof(float) +
+  const double per_position = 2.0 * W::kRow + 2 * sizeof(uint16_t) +
                               2.0 * sizeof(uint16_t) * W::kHeadDim / W::kGroup;
   set_work(state, per_position * W::kPositions * W::kHeads,
            4.0 * W::kPositions * W::kHeadDim * W::kHeads);

@@ -67,27 +67,35 @@ void codes_of(const float* x, int n, Range r, int bits, uint8_t* codes) {
   for (int i = n4; i < n; ++i) codes[i] = static_cast<uint8_t>(code(x[i]));
 }
 
-// A K group's range in f16 (KvView): values past the f16 range saturate, so a cache of huge
-// keys stays finite (its codes then clamp) instead of turning attention into NaN.
+// A range's scale or minimum in f16 (KvView): values past the f16 range saturate, so a cache of
+// huge keys stays finite (its codes then clamp) instead of turning attention into NaN.
 uint16_t f16_of(float x) {
   constexpr float kLargest = 65504.0f;
   return f32_to_f16(std::clamp(x, -kLargest, kLargest));
+}
+
+// codes_of against r rounded to f16, which is stored in scale and min: the codes then make up
+// for the rounding of the minimum.
+void codes_of_f16(const float* x, int n, Range r, int bits, uint8_t* codes, uint16_t* scale,
+                  uint16_t* min) {
+  *scale = f16_of(r.scale);
+  *min = f16_of(r.min);
+  codes_of(x, n, Range{f16_to_f32(*scale), f16_to_f32(*min)}, bits, codes);
 }
 
 // 4-bit codes lose too much at the extremes of a 16-level range; a 0.9 clip (METHODS.md §1)
 // trades a little saturation for finer steps. 8-bit keeps the full range.
 float clip_for(int bits) { return bits == 4 ? 0.9f : 1.0f; }
 
-// Asymmetric per-vector quantization: x ≈ scale·code + min; at 4 bits x[2i] in the low nibble
-// of codes[i], x[2i + 1] in the high one.
-void quantize_vector(const float* x, int n, int bits, uint8_t* codes, float* scale, float* min) {
+// Asymmetric per-vector quantization: x ≈ scale·code + min (both f16); at 4 bits x[2i] in the
+// low nibble of codes[i], x[2i + 1] in the high one.
+void quantize_vector(const float* x, int n, int bits, uint8_t* codes, uint16_t* scale,
+                     uint16_t* min) {
   const Range r = clipped_range(x, n, bits, clip_for(bits));
-  *scale = r.scale;
-  *min = r.min;
-  if (bits == 8) return codes_of(x, n, r, bits, codes);
+  if (bits == 8) return codes_of_f16(x, n, r, bits, codes, scale, min);
   thread_local std::vector<uint8_t> storage;
   uint8_t* c = scratch(storage, n + 1);
-  codes_of(x, n, r, bits, c);
+  codes_of_f16(x, n, r, bits, c, scale, min);
   c[n] = 0;  // the high nibble of an odd n's last byte
   for (int i = 0; i < (n + 1) / 2; ++i)
     codes[i] = static_cast<uint8_t>(c[2 * i] | c[2 * i + 1] << 4);
@@ -140,12 +148,12 @@ KvCache::Layer KvCache::make_layer(int positions) const {
     return l;
   }
   l.vq = ZeroedArray<uint8_t>(slots * head_bytes_, kHuge);
-  l.v_scale = ZeroedArray<float>(slots, kHuge);
-  l.v_min = ZeroedArray<float>(slots, kHuge);
+  l.v_scale = ZeroedArray<uint16_t>(slots, kHuge);
+  l.v_min = ZeroedArray<uint16_t>(slots, kHuge);
   if (k_group_ == 0) {
     l.kq = ZeroedArray<uint8_t>(slots * head_bytes_, kHuge);
-    l.k_scale = ZeroedArray<float>(slots, kHuge);
-    l.k_min = ZeroedArray<float>(slots, kHuge);
+    l.k_scale = ZeroedArray<uint16_t>(slots, kHuge);
+    l.k_min = ZeroedArray<uint16_t>(slots, kHuge);
     return l;
   }
   const size_t groups = static_cast<size_t>(n_kv_heads_) * (positions / k_group_);
@@ -263,12 +271,8 @@ void KvCache::store_k_group(int layer, int pos, const float* k) {
       const float* x = channels + c * G;
       // The full range: a channel's values over G positions have no outliers to clip the way
       // a token's values over its channels do (a clip search gained 0.03% ppl, clip 0.9 lost).
-      const Range r = clipped_range(x, G, bits_, 1.0f);
-      uint16_t& scale = l.kg_scale[gi * head_dim_ + c];
-      uint16_t& min = l.kg_min[gi * head_dim_ + c];
-      scale = f16_of(r.scale);
-      min = f16_of(r.min);
-      codes_of(x, G, Range{f16_to_f32(scale), f16_to_f32(min)}, bits_, channel_codes);
+      codes_of_f16(x, G, clipped_range(x, G, bits_, 1.0f), bits_, channel_codes,
+                   &l.kg_scale[gi * head_dim_ + c], &l.kg_min[gi * head_dim_ + c]);
       // Every position of a channel has the same slot but for 2 bytes per position.
       const KiviSlot at = kivi_slot(G, bits_, c, 0);
       for (int p = 0; p < G; ++p)

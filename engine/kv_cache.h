@@ -1,6 +1,6 @@
 // Keys and values of every processed position, per layer, and attention that reads them.
 // Stored per (position, KV head) as floats (bits ≥ 16) or as asymmetric 8- or 4-bit codes with
-// a scale and minimum each (METHODS.md §1); attention reads the codes directly.
+// a scale and minimum each, in f16 (METHODS.md §1); attention reads the codes directly.
 //
 // With a K group G > 0 (Recipe::kv_k_group) K is stored per channel instead (KIVI): for each
 // (layer, KV head) the positions form groups of G, each channel of a complete group has its own
@@ -53,7 +53,7 @@ class KvCache {
     int positions = 0;
     ZeroedArray<float> kf, vf;                          // floats: [head][pos][head_dim]
     ZeroedArray<uint8_t> kq, vq;                        // codes: [head][pos][head_bytes]
-    ZeroedArray<float> k_scale, k_min, v_scale, v_min;  // [head][pos]
+    ZeroedArray<uint16_t> k_scale, k_min, v_scale, v_min;  // f16, [head][pos]
     ZeroedArray<uint8_t> kg_codes;  // K groups: [head][group][channel][G · bits / 8]
     ZeroedArray<uint16_t> kg_scale, kg_min;  // f16, [head][group][channel]
   };

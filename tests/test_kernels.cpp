@@ -390,6 +390,17 @@ TEST_CASE("kernels: the scalar quantized dot product approximates the float one"
 
 namespace {
 
+// x rounded to f16 in place, and those f16 values: KvView holds the scales and minimums so, and
+// the references here read the same values from x.
+std::vector<uint16_t> round_to_f16(std::vector<float>& x) {
+  std::vector<uint16_t> h(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    h[i] = f32_to_f16(x[i]);
+    x[i] = f16_to_f32(h[i]);
+  }
+  return h;
+}
+
 // How far the byte dots' rounding of the V weights (v_weights.h) may move each output channel
 // of query head q over n_pos positions: Σ_t step_t / 2 · code_t / Σ e_t, with the weights
 // e_t·v_scale_t from the scalar K scores.
@@ -404,7 +415,7 @@ std::vector<double> v_rounding_bound(const KvView& kv, const float* q, int n_pos
   for (int t = 0; t < n_pos; ++t) {
     const float e = std::exp(scores[t] - top);
     sum += e;
-    w[t] = e * kv.v_scale[t];
+    w[t] = e * f16_to_f32(kv.v_scale[t]);
   }
   for (int c = 0; c < static_cast<int>(steps.size()); ++c)
     steps[c] = v_step(*std::max_element(w.begin() + c * kVChunk,
@@ -465,7 +476,10 @@ TEST_CASE("kernels: attention over a quantized cache matches the scalar referenc
           CAPTURE(n_q);
           q.resize(static_cast<size_t>(n_q) * hd);
           for (float& f : q) f = normal(rng);
-          KvView kv{hd, bits, k.data(), ks.data(), km.data(), v.data(), vs.data(), vm.data()};
+          const auto ks16 = round_to_f16(ks), km16 = round_to_f16(km), vs16 = round_to_f16(vs),
+                     vm16 = round_to_f16(vm);
+          KvView kv{hd, bits, k.data(), ks16.data(), km16.data(), v.data(), vs16.data(),
+                    vm16.data()};
           for (Isa isa : isas) {
             CAPTURE(isa_name(isa));
             check_attend_heads(kernels_for(isa), kv, q, n_q, n_pos);
@@ -529,7 +543,10 @@ TEST_CASE("kernels: attention stays within the V weights' rounding of exact sums
           vm[t] = normal(rng);
         }
         for (float& f : q) f = normal(rng);
-        const KvView kv{hd, bits, k.data(), ks.data(), km.data(), v.data(), vs.data(), vm.data()};
+        const auto ks16 = round_to_f16(ks), km16 = round_to_f16(km), vs16 = round_to_f16(vs),
+                   vm16 = round_to_f16(vm);
+        const KvView kv{hd, bits, k.data(), ks16.data(), km16.data(), v.data(), vs16.data(),
+                        vm16.data()};
         // The exact sums over the scalar K scores, in double.
         std::vector<float> scores(n_pos);
         token_scores_scalar(kv, q.data(), 1, n_pos, scores.data());
@@ -562,8 +579,8 @@ namespace {
 // K per channel over groups (KIVI) and V per token, all random; modes make it adversarial.
 struct KiviCase {
   std::vector<uint8_t> k_codes, v_codes;
-  std::vector<uint16_t> k_scale, k_min;  // f16, as KvView holds them
-  std::vector<float> k_float, v_scale, v_min;
+  std::vector<uint16_t> k_scale, k_min, v_scale, v_min;  // f16, as KvView holds them
+  std::vector<float> k_float;
   KvView kv;
 
   // mode 0: random; 1: every channel constant (all codes 0 in even groups, the maximum in odd
@@ -593,8 +610,8 @@ struct KiviCase {
     v_scale.resize(n_pos);
     v_min.resize(n_pos);
     for (int t = 0; t < n_pos; ++t) {
-      v_scale[t] = 0.01f + std::fabs(normal(rng)) * 0.05f;
-      v_min[t] = normal(rng);
+      v_scale[t] = f32_to_f16(0.01f + std::fabs(normal(rng)) * 0.05f);
+      v_min[t] = f32_to_f16(normal(rng));
     }
     kv.head_dim = hd;
     kv.bits = bits;
@@ -702,7 +719,8 @@ TEST_CASE("kernels: per-token K scores match q·k of the dequantized rows") {
           std::vector<float> q(static_cast<size_t>(n_q) * hd);
           for (size_t i = 0; i < q.size(); ++i)
             q[i] = mode == 1 ? 1.0f : (mode == 2 && i % hd == 1 ? 1e4f : 1.0f) * normal(rng);
-          const KvView kv{hd, bits, k.data(), ks.data(), km.data()};
+          const auto ks16 = round_to_f16(ks), km16 = round_to_f16(km);
+          const KvView kv{hd, bits, k.data(), ks16.data(), km16.data()};
           std::vector<float> got(static_cast<size_t>(n_q) * n_pos), reference;
           for (const auto& [name, scores] : versions) {
             CAPTURE(name);

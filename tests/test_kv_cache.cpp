@@ -11,6 +11,7 @@
 #include <string>
 
 #include "engine/error.h"
+#include "engine/import/dtype.h"
 #include "engine/import/load_model.h"
 #include "engine/kv_cache.h"
 #include "engine/session.h"
@@ -230,14 +231,16 @@ TEST_CASE("kv cache: a rewind into a complete K group, then the same tokens, mat
       }
     }
     MESSAGE("max |logit − fresh| " << diff << "; fresh 4-bit against float cache " << cache_error);
-    if (keep % 16 == 0)  // nothing was rounded twice: only the decode path's float rounding
-      CHECK(diff <= 1e-4f);
+    // Nothing was rounded twice: only the decode path's float rounding, which now and then
+    // moves a stored range across an f16 rounding step (~1e-3 of a value near 1).
+    if (keep % 16 == 0)
+      CHECK(diff <= 1e-3f);
     else  // the kept rows of the group were rounded once more: at most the whole cache's error
       CHECK(diff <= cache_error);
   }
 }
 
-TEST_CASE("kv cache: a stored V is its range's nearest code, at 4 bits in a range clipped to 0.9") {
+TEST_CASE("kv cache: a stored V is its f16 range's nearest code, at 4 bits clipped to 0.9") {
   // Attention over one position returns that position's V as stored: scale·code + min.
   std::mt19937 rng(8);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -264,7 +267,9 @@ TEST_CASE("kv cache: a stored V is its range's nearest code, at 4 bits in a rang
         lo = mid + (lo - mid) * clip;
         hi = mid + (hi - mid) * clip;
         const int levels = (1 << bits) - 1;
-        const float scale = hi > lo ? (hi - lo) / levels : 1.0f;
+        // The scale and minimum as the cache keeps them, in f16; the codes are against those.
+        const float scale = f16_to_f32(f32_to_f16(hi > lo ? (hi - lo) / levels : 1.0f));
+        lo = f16_to_f32(f32_to_f16(lo));
         for (int c = 0; c < hd; ++c) {
           const int code =
               std::clamp(static_cast<int>(std::nearbyint((v[c] - lo) / scale)), 0, levels);

@@ -246,6 +246,16 @@ void byte_dot_v_sums(const uint8_t* codes, int n_bytes, const int8_t* hi, const 
   }
 }
 
+// n f16 values from p widened to floats; for n < W the other lanes are 0 and nothing past
+// p + n is read.
+template <class S>
+typename S::V load_f16_first(const uint16_t* p, int n) {
+  if (n >= S::W) return S::load_f16(p);
+  uint16_t part[S::W] = {};
+  std::copy_n(p, n, part);
+  return S::load_f16(part);
+}
+
 // Softmax numerators e_t = exp(score − max) of H heads (scores of head h from scores +
 // h·n_pos) in one pass that also makes scores the weights e_t·v_scale_t of the V codes and sums
 // e_t and e_t·v_min_t: sets inv_sum[h] = 1 / Σ e_t and min_term[h] = Σ e_t·v_min_t (out is
@@ -270,7 +280,8 @@ void softmax_weights(const KvView& kv, float* scores, int n_pos, float* inv_sum,
   const int chunks = v_chunks(n_pos);
   for (int t = 0; t < n_pos; t += S::W) {
     const auto m = S::first(n_pos - t);
-    const V v_min = S::load_part(kv.v_min + t, m), v_scale = S::load_part(kv.v_scale + t, m);
+    const V v_min = load_f16_first<S>(kv.v_min + t, n_pos - t);
+    const V v_scale = load_f16_first<S>(kv.v_scale + t, n_pos - t);
     unrolled<H>([&](auto h) {
       float* s = scores + h * n_pos + t;
       const V e = S::keep(S::exp(S::sub(S::load_part(s, m), top[h])), m);

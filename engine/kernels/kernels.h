@@ -87,13 +87,14 @@ struct KvView {
   int head_dim = 0;
   int bits = 8;                // 4 or 8
   // Each array holds the positions one after the other: codes head_bytes() apart, scales and
-  // minimums one float apart.
+  // minimums in f16, one apart (in float they were 8 of the 72 bytes of a 4-bit row of 128;
+  // KvCache rounds them first and codes against the rounded values).
   const uint8_t* k_codes = nullptr;
-  const float* k_scale = nullptr;
-  const float* k_min = nullptr;
+  const uint16_t* k_scale = nullptr;
+  const uint16_t* k_min = nullptr;
   const uint8_t* v_codes = nullptr;
-  const float* v_scale = nullptr;
-  const float* v_min = nullptr;
+  const uint16_t* v_scale = nullptr;
+  const uint16_t* v_min = nullptr;
   // k_group > 0: K is stored per channel over groups of k_group positions instead (KIVI,
   // kv_kernels.h); positions [0, n_pos / k_group · k_group) are in complete groups, the rest
   // are in float (k_float), and k_codes, k_scale and k_min are unused.

@@ -60,11 +60,14 @@ struct Avx2 {
       return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
                               _mm256_permute2x128_si256(a, b, 0x31));
   }
-  static void dot_scores(float* p, I dots, const float* scale, const float* min, float step,
-                         float sum) {
+  static __m256 load_f16(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static void dot_scores(float* p, I dots, const uint16_t* scale, const uint16_t* min,
+                         float step, float sum) {
     const __m256 dot_step = _mm256_mul_ps(_mm256_set1_ps(step), _mm256_cvtepi32_ps(dots));
-    _mm256_storeu_ps(p, _mm256_fmadd_ps(_mm256_loadu_ps(scale), dot_step,
-                                        _mm256_mul_ps(_mm256_loadu_ps(min), _mm256_set1_ps(sum))));
+    _mm256_storeu_ps(p, _mm256_fmadd_ps(load_f16(scale), dot_step,
+                                        _mm256_mul_ps(load_f16(min), _mm256_set1_ps(sum))));
   }
   static void scores(float* p, I dots, float step, float constant) {
     _mm256_storeu_ps(p, _mm256_fmadd_ps(_mm256_set1_ps(step), _mm256_cvtepi32_ps(dots),

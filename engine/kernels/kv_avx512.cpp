@@ -40,11 +40,14 @@ struct Avx512 {
       return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
                               _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
   }
-  static void dot_scores(float* p, I dots, const float* scale, const float* min, float step,
-                         float sum) {
+  static __m512 load_f16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static void dot_scores(float* p, I dots, const uint16_t* scale, const uint16_t* min,
+                         float step, float sum) {
     const __m512 dot_step = _mm512_mul_ps(_mm512_set1_ps(step), _mm512_cvtepi32_ps(dots));
-    _mm512_storeu_ps(p, _mm512_fmadd_ps(_mm512_loadu_ps(scale), dot_step,
-                                        _mm512_mul_ps(_mm512_loadu_ps(min), _mm512_set1_ps(sum))));
+    _mm512_storeu_ps(p, _mm512_fmadd_ps(load_f16(scale), dot_step,
+                                        _mm512_mul_ps(load_f16(min), _mm512_set1_ps(sum))));
   }
   static void scores(float* p, I dots, float step, float constant) {
     _mm512_storeu_ps(p, _mm512_fmadd_ps(_mm512_set1_ps(step), _mm512_cvtepi32_ps(dots),

@@ -1,4 +1,5 @@
 // The scalar references of the K scores (kv_kernels.h).
+#include "engine/import/dtype.h"
 #include "engine/kernels/kivi_walk.h"
 #include "engine/kernels/token_walk.h"
 
@@ -25,7 +26,8 @@ void token_dots_scalar(const KvView& kv, const int16_t* qi, const float* steps,
       const uint8_t* k = kv.k_codes + static_cast<size_t>(t) * kv.head_bytes();
       int32_t dot = 0;
       for (int c = 0; c < hd; ++c) dot += qi[c] * row_code(k, kv.bits, c);
-      scores[t] = kv.k_scale[t] * (steps[h] * static_cast<float>(dot)) + kv.k_min[t] * sums[h];
+      scores[t] = f16_to_f32(kv.k_scale[t]) * (steps[h] * static_cast<float>(dot)) +
+                  f16_to_f32(kv.k_min[t]) * sums[h];
     }
 }
 }  // namespace

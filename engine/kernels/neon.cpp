@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/import/dtype.h"
 #include "engine/kernels/f16_simd.h"
 
 #if defined(__linux__)
@@ -450,6 +451,9 @@ inline uint8x8_t load_codes8(const uint8_t* codes, int i, int bits) {
 
 inline float32x4_t widen_lo(uint16x8_t v) { return vcvtq_f32_u32(vmovl_u16(vget_low_u16(v))); }
 inline float32x4_t widen_hi(uint16x8_t v) { return vcvtq_f32_u32(vmovl_high_u16(v)); }
+inline float32x4_t widen_f16(const uint16_t* p) {
+  return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+}
 
 // The per-position K dots (token_walk.h), head by head: 16 codes at a time widened to int16 and
 // multiplied by qi with widening multiply-adds into four int32 sums, then 8, then one by one.
@@ -481,7 +485,8 @@ void token_dots_neon(const KvView& kv, const int16_t* qi, const float* steps, co
       }
       int32_t dot = vaddvq_s32(vaddq_s32(vaddq_s32(a0, a1), vaddq_s32(a2, a3)));
       for (; i < hd; ++i) dot += qi[i] * row_code(k, bits, i);
-      scores[t] = kv.k_scale[t] * (steps[h] * static_cast<float>(dot)) + kv.k_min[t] * sums[h];
+      scores[t] = f16_to_f32(kv.k_scale[t]) * (steps[h] * static_cast<float>(dot)) +
+                  f16_to_f32(kv.k_min[t]) * sums[h];
     }
 }
 // Softmax and the V sum of one head whose K scores are in scores (scratch after).
@@ -495,14 +500,14 @@ void attend_head_neon(const KvView& kv, float* scores, int n_pos, float* out) {
   int u = 0;
   for (; u + 4 <= n_pos; u += 4) {
     const float32x4_t prob = vmulq_n_f32(vld1q_f32(scores + u), inv_sum);
-    mins = vfmaq_f32(mins, prob, vld1q_f32(kv.v_min + u));
-    vst1q_f32(scores + u, vmulq_f32(prob, vld1q_f32(kv.v_scale + u)));
+    mins = vfmaq_f32(mins, prob, widen_f16(kv.v_min + u));
+    vst1q_f32(scores + u, vmulq_f32(prob, widen_f16(kv.v_scale + u)));
   }
   float min_term = vaddvq_f32(mins);
   for (; u < n_pos; ++u) {
     const float prob = scores[u] * inv_sum;
-    min_term += prob * kv.v_min[u];
-    scores[u] = prob * kv.v_scale[u];
+    min_term += prob * f16_to_f32(kv.v_min[u]);
+    scores[u] = prob * f16_to_f32(kv.v_scale[u]);
   }
 
   // out in tiles of 16 (then 8) elements held in registers across all positions.
@@ -612,7 +617,7 @@ struct NeonF16 {
   static V load(const float* p) { return vld1q_f32(p); }
   static void store(float* p, V v) { vst1q_f32(p, v); }
   static V fma(V a, V b, V c) { return vfmaq_f32(c, a, b); }
-  static V load_f16(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+  static V load_f16(const uint16_t* p) { return widen_f16(p); }
 };
 
 }  // namespace

@@ -106,8 +106,8 @@ void attend_head_scalar(const KvView& kv, float* scores, int n_pos, float* out) 
   std::fill(out, out + hd, 0.0f);
   for (int t = 0; t < n_pos; ++t) {
     const float p = scores[t] * inv_sum;
-    const float ps = p * kv.v_scale[t];
-    min_term += p * kv.v_min[t];
+    const float ps = p * f16_to_f32(kv.v_scale[t]);
+    min_term += p * f16_to_f32(kv.v_min[t]);
     const uint8_t* v = kv.v_codes + static_cast<size_t>(t) * kv.head_bytes();
     for (int i = 0; i < hd; ++i) out[i] += ps * static_cast<float>(row_code(v, kv.bits, i));
   }

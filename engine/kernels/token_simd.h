@@ -14,7 +14,7 @@
 // fold<L>(a, b) for L = 1, 2, ... log2 W: two vectors each holding the sums of 2^(L−1)
 // positions spread over the lanes into one holding those of 2^L (a's first), their lane sums
 // kept; dot_scores(p, dots, scale, min, step, sum): p[j] = scale[j]·(step·dots_j) + min[j]·sum
-// for j < W.
+// for j < W, scale and min in f16.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -122,7 +122,8 @@ void token_tiles(const TokenDots<S, Bits, H>& d, const KvView& kv, const float* 
       if (n == S::W) {
         S::dot_scores(out, dots[h], kv.k_scale + t0, kv.k_min + t0, steps[h], sums[h]);
       } else {
-        float scale[S::W] = {}, min[S::W] = {}, part[S::W];
+        uint16_t scale[S::W] = {}, min[S::W] = {};
+        float part[S::W];
         std::copy_n(kv.k_scale + t0, n, scale);
         std::copy_n(kv.k_min + t0, n, min);
         S::dot_scores(part, dots[h], scale, min, steps[h], sums[h]);
