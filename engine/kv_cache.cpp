@@ -121,14 +121,25 @@ void KvCache::check_shape(int head_dim, int bits, int k_group) {
                 std::to_string(block) + ", not " + std::to_string(head_dim));
 }
 
-KvCache::KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits, int k_group)
-    : ctx_(ctx),
+KvCache::KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits, int k_group,
+                 size_t whole_bytes)
+    : first_positions_(kFirstPositions),
+      ctx_(ctx),
       n_kv_heads_(n_kv_heads),
       head_dim_(head_dim),
       bits_(bits >= 16 ? 32 : bits),
       head_bytes_(static_cast<size_t>(head_dim) * (bits >= 16 ? 4 : bits) / 8) {
   check_shape(head_dim, bits, k_group);
   layers_.resize(n_layers);
+  // Bytes per position and KV head: codes (or floats) and their f16 ranges, K's per group
+  // spread over the group's positions.
+  const size_t ranges = 2 * sizeof(uint16_t);
+  const size_t k_bytes = bits_ == 32     ? head_dim * sizeof(float)
+                         : k_group == 0 ? head_bytes_ + ranges
+                                        : head_bytes_ + ranges * head_dim / k_group;
+  const size_t v_bytes = bits_ == 32 ? head_dim * sizeof(float) : head_bytes_ + ranges;
+  const size_t slots = static_cast<size_t>(n_layers) * ctx * n_kv_heads;
+  if (slots * (k_bytes + v_bytes) <= whole_bytes) first_positions_ = ctx;
   if (bits_ == 32 || k_group == 0) return;
   k_group_ = k_group;
   n_groups_ = ctx / k_group;
@@ -175,7 +186,7 @@ void KvCache::reserve(int layer, int n) {
                 std::to_string(ctx_), kExitInternal);
   // Doubling keeps the copies to about one cache's worth in all; whole K groups.
   const int unit = std::max(k_group_, 1);
-  int positions = std::max(old.positions, kFirstPositions);
+  int positions = std::max(old.positions, first_positions_);
   while (positions < n) positions *= 2;
   positions = std::min(ctx_, (positions + unit - 1) / unit * unit);
   Layer grown = make_layer(positions);

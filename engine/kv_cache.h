@@ -18,8 +18,12 @@ namespace rotor {
 
 class KvCache {
  public:
-  // k_group: 0 or a multiple of 16 (ignored for a float cache).
-  KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits, int k_group = 0);
+  // k_group: 0 or a multiple of 16 (ignored for a float cache). A cache of at most whole_bytes
+  // at the full context gives each layer room for all of it at its first store instead of
+  // growing it (Layer).
+  KvCache(int n_layers, int ctx, int n_kv_heads, int head_dim, int bits, int k_group = 0,
+          size_t whole_bytes = kWholeBytes);
+  static constexpr size_t kWholeBytes = size_t{32} << 20;
   // Throws the Error the constructor would for a head size, bit width (≥ 16: float) and K
   // group the kernels cannot walk: the tools that write a file check its recipe with it.
   static void check_shape(int head_dim, int bits, int k_group);
@@ -48,7 +52,10 @@ class KvCache {
   // would materialize whole at the full context's size, so a layer starts with room for
   // kFirstPositions and doubles as it fills. Layers double at different positions (ahead of
   // need, by a lead that rises with the layer index): doubling them all at one token stalled it
-  // for the whole cache's new 2 MB pages, up to 1.3 s at 7B shape (docs/BENCHMARKS.md).
+  // for the whole cache's new 2 MB pages, up to 1.3 s at 7B shape (docs/BENCHMARKS.md). A small
+  // cache (whole_bytes) skips the growth: each doubling's system calls and the TLB shootdowns
+  // of its unmapped arrays cost stories260K ~150 µs a layer with two threads, five times as
+  // long as the token, for memory a few kilobytes would have covered.
   struct Layer {
     int positions = 0;
     ZeroedArray<float> kf, vf;                          // floats: [head][pos][head_dim]
@@ -58,6 +65,7 @@ class KvCache {
     ZeroedArray<uint16_t> kg_scale, kg_min;  // f16, [head][group][channel]
   };
   static constexpr int kFirstPositions = 256;
+  int first_positions_;  // a layer's room at its first store: kFirstPositions or ctx
   // Room for positions [0, n) in layer (n ≤ ctx): a larger Layer, the stored positions copied.
   void reserve(int layer, int n);
   Layer make_layer(int positions) const;

@@ -8,7 +8,9 @@
 // With Pages::kHuge the array is mapped on its own, from a 2 MB boundary, and the kernel asked
 // (a hint) to back it with 2 MB pages as it is touched: a long KV cache is walked every token,
 // and on 4 KB pages the walk took 9–36% longer here (TLB misses, costly under a hypervisor's
-// nested paging; docs/BENCHMARKS.md).
+// nested paging; docs/BENCHMARKS.md). An array under 2 MB, which no 2 MB page can back, is
+// mapped as it is: one system call, not four (a small model's KV cache layers grow a few
+// arrays at a time during decode, and the calls made a token's worth of delay each time).
 #pragma once
 #include <sys/mman.h>
 #include <unistd.h>
@@ -42,9 +44,14 @@ class ZeroedArray {
     // aligned 2 MB ranges with 2 MB pages.
     constexpr size_t kHugePage = size_t{2} << 20;
     const size_t bytes = n * sizeof(T);
-    void* p = ::mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    const size_t over = bytes < kHugePage ? 0 : kHugePage;  // room to trim to a 2 MB boundary
+    void* p = ::mmap(nullptr, bytes + over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
+    if (over == 0) {
+      data_ = static_cast<T*>(p);
+      return;
+    }
     char* const base = static_cast<char*>(p);
     char* const start =
         base + (kHugePage - reinterpret_cast<uintptr_t>(base) % kHugePage) % kHugePage;

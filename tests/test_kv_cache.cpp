@@ -160,7 +160,7 @@ TEST_CASE("kv cache: a layer's storage grows as positions arrive and keeps what 
     for (int G : {0, 16, 48}) {
       if (bits == 32 && G) continue;  // a float cache has no K groups
       CAPTURE(bits); CAPTURE(G);
-      KvCache cache(kLayers, ctx, kHeads, kHeadDim, bits, G);
+      KvCache cache(kLayers, ctx, kHeads, kHeadDim, bits, G, 0);  // 0: it grows however small
       for (int p = 0; p < 150; ++p)
         for (int l = 0; l < kLayers; ++l) cache.store(l, p, &k[p * row], &v[p * row]);
       const auto before = early(cache);
@@ -179,7 +179,7 @@ TEST_CASE("kv cache: a layer's storage grows as positions arrive and keeps what 
 TEST_CASE("kv cache: layers grow at different tokens, and a reserve grows them all at once") {
   // Growing every layer at one token stalled that token for the whole cache's new pages.
   const int layers = 32, ctx = 4096;
-  KvCache cache(layers, ctx, 1, 8, 4, 32);
+  KvCache cache(layers, ctx, 1, 8, 4, 32, 0);  // 0: it grows however small
   const std::vector<float> k(8, 0.5f), v(8, -0.5f);
   std::set<int> growth_positions;
   std::vector<int> doublings(layers, 0);
@@ -197,10 +197,35 @@ TEST_CASE("kv cache: layers grow at different tokens, and a reserve grows them a
   for (int l = 0; l < layers; ++l) CHECK(doublings[l] == 4);  // 256 → 512 → … → 4096
   CHECK(growth_positions.size() == static_cast<size_t>(4 * layers));  // never two at one token
 
-  KvCache reserved(layers, ctx, 1, 8, 4, 32);
+  KvCache reserved(layers, ctx, 1, 8, 4, 32, 0);
   reserved.reserve(600);  // a 600-token prompt: one allocation per layer, the next doubling up
   for (int l = 0; l < layers; ++l) CHECK(reserved.room(l) == 1024);
   CHECK_THROWS_AS(reserved.reserve(ctx + 1), Error);
+}
+
+TEST_CASE("kv cache: a cache of at most whole_bytes has room for the whole context at once") {
+  // 2 layers × 1000 positions × 2 heads, 4-bit, head size 16: 8 code bytes and 4 of V's range
+  // per position and head, K the same per token or 8 + 4·16/16 in groups of 16: 96,000 bytes.
+  const int ctx = 1000;
+  const std::vector<float> k(32, 0.5f), v(32, -0.5f);
+  for (int G : {0, 16})
+    for (size_t whole : {size_t{96000}, size_t{95999}}) {
+      CAPTURE(G); CAPTURE(whole);
+      KvCache cache(2, ctx, 2, 16, 4, G, whole);
+      CHECK(cache.room(0) == 0);  // nothing before the first store
+      cache.store(0, 0, k.data(), v.data());
+      CHECK(cache.room(0) == (whole == 96000 ? ctx : 256));
+      CHECK(cache.room(1) == 0);  // a layer's room comes with its own first store
+    }
+  // The default: stories260K's cache (5 layers, 512 positions, 4 KV heads of 8) is whole,
+  // LLaMA-2-7B's at 4096 positions (~620 MB) grows.
+  KvCache small(5, 512, 4, 8, 4, 32);
+  small.store(0, 0, k.data(), v.data());
+  CHECK(small.room(0) == 512);
+  KvCache large(32, 4096, 32, 128, 4, 32);
+  std::vector<float> row(32 * 128, 0.5f);
+  large.store(0, 0, row.data(), row.data());
+  CHECK(large.room(0) == 256);
 }
 
 TEST_CASE("kv cache: a rewind into a complete K group, then the same tokens, matches a fresh run") {
