@@ -10,10 +10,8 @@
 namespace rotor {
 
 namespace {
-// Rows per chunk are a multiple of this (whole cache lines of y); below kMinParallelWork
-// multiply-adds the layer stays on the calling thread.
+// Rows per chunk are a multiple of this (whole cache lines of y).
 constexpr int kRowAlign = 64;
-constexpr int64_t kMinParallelWork = int64_t{1} << 18;
 }  // namespace
 
 // OpenBLAS runs single-threaded (set_thread_count): the pool splits the output rows instead,
@@ -21,8 +19,7 @@ constexpr int64_t kMinParallelWork = int64_t{1} << 18;
 void LinearF32::forward(const float* x, int rows, float* y) const {
   const int n = in_features(), m = out_features();
   const int row_tiles = (m + kRowAlign - 1) / kRowAlign;
-  const int workers =
-      int64_t{rows} * m * n < kMinParallelWork ? 1 : std::min(thread_pool().size(), row_tiles);
+  const int workers = std::min(workers_for(int64_t{rows} * m * n), row_tiles);
   thread_pool().parallel_for(workers, [&](int c, int) {
     const int r0 = std::min(m, row_tiles * c / workers * kRowAlign);
     const int r1 = std::min(m, row_tiles * (c + 1) / workers * kRowAlign);

@@ -23,13 +23,8 @@ constexpr int kTileRows = 64;
 constexpr int kDecodeTileRows = 256;
 int tile_rows(int tokens) { return tokens == 1 ? kDecodeTileRows : kTileRows; }
 int tile_tokens(int blocks) { return std::clamp(8192 / blocks, 16, 128); }
-// Below this many multiply-adds (tokens × rows × columns) a layer stays on the calling thread:
-// waking the pool would cost more than it saves (stories260K's layers at decode).
-constexpr int64_t kMinParallelWork = int64_t{1} << 18;
 
 int tiles(int n, int tile) { return (n + tile - 1) / tile; }
-
-int workers_for(int64_t work) { return work < kMinParallelWork ? 1 : thread_pool().size(); }
 
 // Chunk c of n contiguous chunks of t tiles, as even as they come.
 std::pair<int, int> tile_chunk(int t, int c, int n) { return {t * c / n, t * (c + 1) / n}; }

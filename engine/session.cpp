@@ -133,15 +133,22 @@ void Session::forward(const int* tokens, int n, int logit_rows) {
     }
     clock.lap(Step::kRopeCache);
     // One task per (token, KV head) for the query heads that share it (consecutive in q);
-    // each worker has its own rows of scores.
+    // each worker has its own rows of scores. Short of kMinParallelWork multiply-adds (q·k and
+    // the V sums of every query head, each token counted at the block's last position) the
+    // calling thread does them all.
     const size_t worker_scores = static_cast<size_t>(group) * ctx_;
     scores_.resize(worker_scores * thread_pool().size());
-    thread_pool().parallel_for(n * c_.n_kv_heads, [&](int task, int worker) {
+    auto attend_task = [&](int task, int worker) {
       const int r = task / c_.n_kv_heads, kvh = task % c_.n_kv_heads;
       const size_t at = static_cast<size_t>(r) * D + static_cast<size_t>(kvh) * group * hd;
       cache_.attend(l, kvh, &q_[at], group, pos_ + r + 1, &scores_[worker * worker_scores],
                     &att_[at]);
-    });
+    };
+    const int tasks = n * c_.n_kv_heads;
+    if (workers_for(int64_t{2} * n * c_.n_heads * (pos_ + n) * hd) == 1)
+      for (int task = 0; task < tasks; ++task) attend_task(task, 0);
+    else
+      thread_pool().parallel_for(tasks, attend_task);
     if (observer_) observer_->observe(l, LinearInput::kAttentionOut, att_.data(), n, D);
     clock.lap(Step::kAttention);
     w.wo->forward(att_.data(), n, xb_.data());
