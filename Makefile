@@ -24,8 +24,8 @@ DEPS_PACKAGES := g++ make libopenblas-dev libsentencepiece-dev doctest-dev libbe
 # Kernels for one ISA are compiled with that ISA's flags and only for their architecture;
 # which one runs is decided at start-up (engine/kernels/dispatch.cpp).
 ARCH      := $(shell $(CXX) -dumpmachine)
-X86_KERNELS  := engine/kernels/avx2.cpp engine/kernels/avx512.cpp engine/kernels/kv_avx2.cpp \
-                engine/kernels/kv_avx512.cpp
+X86_KERNELS  := engine/kernels/avx2.cpp engine/kernels/avx2_vnni.cpp engine/kernels/avx512.cpp \
+                engine/kernels/kv_avx2.cpp engine/kernels/kv_avx512.cpp
 NEON_KERNELS := engine/kernels/neon.cpp engine/kernels/kv_neon.cpp
 X86_KERNELS  += engine/kernels/hadamard_avx2.cpp engine/kernels/hadamard_avx512.cpp
 NEON_KERNELS += engine/kernels/hadamard_neon.cpp
@@ -93,6 +93,7 @@ $(BUILD)/%.o: %.cpp
 $(BUILD)/tools/cmd_serve.o: CXXFLAGS += -DCPPHTTPLIB_OPENSSL_SUPPORT -DCPPHTTPLIB_ZLIB_SUPPORT \
                                         -DCPPHTTPLIB_BROTLI_SUPPORT
 $(BUILD)/engine/kernels/avx2.o $(BUILD)/engine/kernels/kv_avx2.o: CXXFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/engine/kernels/avx2_vnni.o: CXXFLAGS += -mavx2 -mfma -mf16c -mavxvnni
 $(BUILD)/engine/kernels/avx512.o $(BUILD)/engine/kernels/kv_avx512.o: CXXFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
 $(BUILD)/engine/kernels/hadamard_avx2.o: CXXFLAGS += -mavx2 -mfma
 $(BUILD)/engine/kernels/hadamard_avx512.o: CXXFLAGS += -mavx512f -mfma

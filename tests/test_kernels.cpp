@@ -80,12 +80,18 @@ std::vector<Isa> isas_under_test() {
   return isas;
 }
 
-// Every table kernels_for may return on this CPU: per ISA, and for AVX-512 both ways of walking
-// decode rows (dispatch picks one by CPU vendor).
+// Every table kernels_for may return on this CPU: per ISA, for AVX2 the plain one and (on CPUs
+// with AVX-VNNI) the VNNI one, and for AVX-512 both ways of walking decode rows (dispatch picks
+// one by CPU vendor).
 std::vector<const KernelTable*> tables_under_test(const std::vector<Isa>& isas) {
   std::vector<const KernelTable*> tables;
   for (Isa isa : isas) {
 #if defined(__x86_64__)
+    if (isa == Isa::kAvx2) {
+      tables.push_back(&kAvx2Kernels);
+      if (&kernels_for(isa) != &kAvx2Kernels) tables.push_back(&kernels_for(isa));
+      continue;
+    }
     if (isa == Isa::kAvx512) {
       tables.push_back(&kAvx512Kernels);
       tables.push_back(&kAvx512RowByRowKernels);

@@ -1,14 +1,8 @@
 // AVX2 kernels.
 //
-// Block dots: maddubs multiplies the unsigned activation codes by the 4-bit weight codes (as
-// stored, 0..15) and adds pairs into int16, madd widens to int32. A pair is at most
-// 2·255·15 = 7650, so even two pairs add without int16 saturation; 8-bit weights could reach
-// 2·255·128 > 32767, so they are widened to 16 bits first and multiplied by madd alone. Every
-// sum is exact, so the results equal the scalar reference. Work goes in register tiles: in
-// prefill 4 rows × 2 tokens, so each weight step is loaded and unpacked once for both tokens
-// and each activation step once for all four rows; in decode 8 rows (one large block at a
-// time), or 2 rows × (with small blocks) 4 consecutive blocks. At the end of a block the
-// tile's accumulators are reduced four at a time.
+// Block dots: avx2_block_dots.h with maddubs and madd (Pairs below); on CPUs with AVX-VNNI the
+// table of avx2_vnni.cpp takes its place. Every sum is exact, so the results equal the scalar
+// reference.
 //
 // Activation quantization repeats the scalar reference's float operations lane by lane, so
 // codes, scales and zero points are bit-identical. Attention is attend_simd.h over 8 lanes.
@@ -19,6 +13,7 @@
 #include <cstring>
 
 #include "engine/kernels/attend_simd.h"
+#include "engine/kernels/avx2_block_dots.h"
 #include "engine/kernels/f16_simd.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kv_kernels.h"
@@ -28,82 +23,14 @@ namespace rotor {
 
 namespace {
 
-inline __m256i load256(const uint8_t* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
+// ---------------------------------------------------------------------------- block dots
+
 inline __m128i load128(const uint8_t* p) {
   return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
 }
 
-// Σ p[0, n).
-inline int32_t byte_sum(const uint8_t* p, int n) {
-  __m256i acc = _mm256_setzero_si256();
-  int j = 0;
-  for (; j + 32 <= n; j += 32)
-    acc = _mm256_add_epi64(acc, _mm256_sad_epu8(load256(p + j), _mm256_setzero_si256()));
-  const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-  int32_t sum = static_cast<int32_t>(_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1));
-  for (; j < n; ++j) sum += p[j];
-  return sum;
-}
-
-// ---------------------------------------------------------------------------- block dots
-
-
-// The low nibble of every byte.
-inline __m256i low_nibbles(__m256i bytes) {
-  return _mm256_and_si256(bytes, _mm256_set1_epi8(0x0F));
-}
-
-// int32 sums of adjacent int16 pairs.
-inline __m256i widen_pairs(__m256i v) { return _mm256_madd_epi16(v, _mm256_set1_epi16(1)); }
-
-// A step along a row: its weights W (per row), its activations Q (per token) and their dot
-// added into an int32 accumulator. No step straddles two blocks.
-
-// 4-bit weights, blocks that are multiples of 64: one chunk, both nibble halves of one load.
-struct ChunkStep4 {
-  using V = __m256i;
-  struct W { __m256i lo, hi; };  // columns 0..31 and 32..63 of the chunk
-  struct Q { __m256i lo, hi; };
-  static constexpr int kCols = 64;
-  static constexpr int kBits = 4;
-  static constexpr int kOffset = kNibbleOffset;  // in the stored codes
-  static V zero() { return _mm256_setzero_si256(); }
-  static Q acts(const uint8_t* q, size_t col) {
-    return {load256(q + col), load256(q + col + 32)};
-  }
-  static W weights(const uint8_t* row, size_t col) {
-    const __m256i bytes = load256(row + col / 2);
-    return {low_nibbles(bytes), low_nibbles(_mm256_srli_epi16(bytes, 4))};
-  }
-  static V dot(V acc, const Q& q, const W& w) {
-    const __m256i pairs =
-        _mm256_add_epi16(_mm256_maddubs_epi16(q.lo, w.lo), _mm256_maddubs_epi16(q.hi, w.hi));
-    return _mm256_add_epi32(acc, widen_pairs(pairs));
-  }
-};
-
-// 4-bit weights, blocks that are odd multiples of 32: one nibble half of a chunk per step.
-struct HalfStep4 {
-  using V = __m256i;
-  using W = __m256i;
-  using Q = __m256i;
-  static constexpr int kCols = 32;
-  static constexpr int kBits = 4;
-  static constexpr int kOffset = kNibbleOffset;
-  static V zero() { return _mm256_setzero_si256(); }
-  static Q acts(const uint8_t* q, size_t col) { return load256(q + col); }
-  static W weights(const uint8_t* row, size_t col) {
-    const __m256i bytes = load256(row + col / kChunk * (kChunk / 2));
-    return low_nibbles(_mm256_srl_epi16(bytes, _mm_cvtsi32_si128(col % kChunk == 0 ? 0 : 4)));
-  }
-  static V dot(V acc, Q q, W w) {
-    return _mm256_add_epi32(acc, widen_pairs(_mm256_maddubs_epi16(q, w)));
-  }
-};
-
-// 8-bit weights: both operands widened to int16, then madd.
+// 8-bit weights: both operands widened to int16, then madd (lane i sums columns 2i, 2i + 1,
+// 2i + 16 and 2i + 17 of the step); 2·255·128 > 32767 would saturate maddubs' int16 pairs.
 struct ByteStep8 {
   using V = __m256i;
   struct W { __m256i lo, hi; };  // columns 0..15 and 16..31
@@ -125,25 +52,31 @@ struct ByteStep8 {
   }
 };
 
+// int32 sums of adjacent int16 pairs.
+inline __m256i widen_pairs(__m256i v) { return _mm256_madd_epi16(v, _mm256_set1_epi16(1)); }
+
+// maddubs multiplies the unsigned activation codes by the 4-bit weight codes (as stored,
+// 0..15) and adds pairs into int16, madd widens to int32. A pair is at most 2·255·15 = 7650, so
+// even two pairs add without int16 saturation.
+struct Pairs {
+  static __m256i chunk(__m256i acc, __m256i q_lo, __m256i w_lo, __m256i q_hi, __m256i w_hi) {
+    const __m256i pairs =
+        _mm256_add_epi16(_mm256_maddubs_epi16(q_lo, w_lo), _mm256_maddubs_epi16(q_hi, w_hi));
+    return _mm256_add_epi32(acc, widen_pairs(pairs));
+  }
+  static __m256i half(__m256i acc, __m256i q, __m256i w) {
+    return _mm256_add_epi32(acc, widen_pairs(_mm256_maddubs_epi16(q, w)));
+  }
+};
+
 void block_dots_avx2(const PackedMatrix& w, const uint8_t* q, size_t q_stride, int n_tokens,
                      int r0, int r1, int32_t* dots) {
-  const bool narrow = w.block % 32 != 0;
-  // Other blocks come only with odd head sizes of tiny models, where the plain loops will do;
-  // so do narrow blocks of 8-bit weights, whose dot lanes hold columns 16 apart (ByteStep8).
-  if (narrow && (w.bits == 8 || 32 % w.block != 0 || w.block % 4 != 0))
+  if (w.bits == 4) return nibble_block_dots<Pairs>(w, q, q_stride, n_tokens, r0, r1, dots);
+  // Narrow blocks of 8-bit weights, whose dot lanes hold columns 16 apart, take the plain loops.
+  if (w.block % 32 != 0)
     return kScalarKernels.block_dots(w, q, q_stride, n_tokens, r0, r1, dots);
-  if (w.bits == 8) {
-    const DotJob job{w, q, q_stride, r0, r1, dots, nullptr};
-    return tiled_dots<ByteStep8, 2, 2, 8>(job, n_tokens);
-  }
-  const DotJob job{w, q, q_stride, r0, r1, dots,
-                   nibble_offsets(w, q, q_stride, n_tokens, byte_sum)};
-  if (narrow)
-    narrow_block_dots<HalfStep4>(job, n_tokens);
-  else if (w.block % 64 == 0)
-    tiled_dots<ChunkStep4, 2, 2, 8>(job, n_tokens);
-  else
-    tiled_dots<HalfStep4, 2, 2, 8>(job, n_tokens);
+  const DotJob job{w, q, q_stride, r0, r1, dots, nullptr};
+  tiled_dots<ByteStep8, 2, 2, 8>(job, n_tokens);
 }
 
 // ---------------------------------------------------------------- activation quantization

@@ -41,7 +41,9 @@ std::vector<Isa> supported_isas() {
 const KernelTable& kernels_for(Isa isa) {
   switch (isa) {
 #if defined(__x86_64__)
-    case Isa::kAvx2: return kAvx2Kernels;
+    case Isa::kAvx2:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avxvnni") ? kAvx2VnniKernels : kAvx2Kernels;
     // Per-channel decode streams faster row by row on Intel, in 8-row tiles of 256-bit steps on
     // Zen 4 (each measured on its machine; others keep the Zen 4 choice, the machine this
     // engine is tuned on).

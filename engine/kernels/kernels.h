@@ -223,6 +223,8 @@ const KernelTable& kernels();
 // Tables provided by each ISA's translation unit (only those built for this architecture).
 extern const KernelTable kScalarKernels;
 extern const KernelTable kAvx2Kernels;
+// The same with the block dots by AVX-VNNI's vpdpbusd, for CPUs that have it (avx2_vnni.cpp).
+extern const KernelTable kAvx2VnniKernels;
 extern const KernelTable kAvx512Kernels;
 // The same but decode walks rows one after another rather than in tiles of 8 side by side
 // (per-channel weights, and 4-bit rows of several blocks: o_proj with per-head activations):
