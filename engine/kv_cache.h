@@ -53,9 +53,9 @@ class KvCache {
   // kFirstPositions and doubles as it fills. Layers double at different positions (ahead of
   // need, by a lead that rises with the layer index): doubling them all at one token stalled it
   // for the whole cache's new 2 MB pages, up to 1.3 s at 7B shape (docs/BENCHMARKS.md). A small
-  // cache (whole_bytes) skips the growth: each doubling's system calls and the TLB shootdowns
-  // of its unmapped arrays cost stories260K ~150 µs a layer with two threads, five times as
-  // long as the token, for memory a few kilobytes would have covered.
+  // cache (whole_bytes) skips the growth: with other threads in the process, each doubling's
+  // system calls and the TLB shootdowns of its unmapped arrays cost stories260K 150–200 µs a
+  // layer (a token takes ~32 µs), for memory a few kilobytes would have covered.
   struct Layer {
     int positions = 0;
     ZeroedArray<float> kf, vf;                          // floats: [head][pos][head_dim]

@@ -9,8 +9,7 @@
 // (a hint) to back it with 2 MB pages as it is touched: a long KV cache is walked every token,
 // and on 4 KB pages the walk took 9–36% longer here (TLB misses, costly under a hypervisor's
 // nested paging; docs/BENCHMARKS.md). An array under 2 MB, which no 2 MB page can back, is
-// mapped as it is: one system call, not four (a small model's KV cache layers grow a few
-// arrays at a time during decode, and the calls made a token's worth of delay each time).
+// mapped as it is: one system call, not four.
 #pragma once
 #include <sys/mman.h>
 #include <unistd.h>
