@@ -118,11 +118,13 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   out.set_resid_blocks(fm.resid_blocks);
 
   // The embedding and classifier: 8-bit rows read by 8-bit activations (METHODS.md §1: kept
-  // in higher precision even in A4 recipes), or floats.
+  // in higher precision even in A4 recipes), floats, or on request 4-bit rows (in the layers'
+  // groups) that shrink what decode reads per token.
   const ActQuantParams head_act{r.a_bits >= 16 ? 16 : 8, 0, 0, 1.0f, 1.0f};
   auto add_head = [&](const std::string& name, const std::vector<float>& t) {
-    if (r.embed_bits == 8) {
-      QuantizedMatrix m = quantize_rtn(t.data(), V, D, {8, 0, false, 0});
+    if (r.embed_bits <= 8) {
+      const int group = r.embed_bits == 4 ? r.group : 0;
+      QuantizedMatrix m = quantize_rtn(t.data(), V, D, {r.embed_bits, group, false, 0});
       ActQuantParams stored = head_act;
       stored.segment = m.cols_padded;
       out.add_packed(name, m, stored);

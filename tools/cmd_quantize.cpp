@@ -39,7 +39,7 @@ int cmd_quantize(int argc, char** argv) {
   args.option("a-bits", 0, "4|8|16", "activation bits at run time (16 = float)", "8");
   args.option("kv-bits", 0, "4|8|16", "KV cache bits at run time (16 = float)", "8");
   args.option("kv-k-group", 0, "N", "K cache per channel over groups of N positions (KIVI): 0 (per token), 16, 32, 64 or 128", "32");
-  args.option("embed-bits", 0, "8|16|32", "embedding and lm_head bits", "8");
+  args.option("embed-bits", 0, "4|8|16|32", "embedding and lm_head bits (4: in the weights' groups, rounded to nearest)", "8");
   args.option("rotation", 0, "MODE", "none, hadamard (QuaRot-style), psot (learned, one residual rotation) or psot-layer (learned per layer, online residual blocks)", "psot");
   args.flag("bdq", 0, "two-sided diagonal scales (BDQ), the default");
   args.flag("no-bdq", 0, "no BDQ scales");
@@ -66,7 +66,7 @@ int cmd_quantize(int argc, char** argv) {
   r.a_bits = args.get_choice("a-bits", 8, {4, 8, 16});
   r.kv_bits = args.get_choice("kv-bits", 8, {4, 8, 16});
   r.kv_k_group = args.get_choice("kv-k-group", 32, {0, 16, 32, 64, 128});
-  r.embed_bits = args.get_choice("embed-bits", 8, {8, 16, 32});
+  r.embed_bits = args.get_choice("embed-bits", 8, {4, 8, 16, 32});
   r.calib_windows = static_cast<int>(args.get_int("calib-windows", 128, 1, 1 << 20));
   r.rotation = rotation_from_args(args, "psot");
   if (args.has("bdq") && args.has("no-bdq")) throw Error("options '--bdq' and '--no-bdq' contradict each other");

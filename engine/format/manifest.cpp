@@ -87,7 +87,7 @@ Recipe recipe_from_json(const json& j, const std::string& where) {
     return false;
   };
   if (!in(r.w_bits, {4, 8, 16, 32}) || !in(r.a_bits, {4, 8, 16}) || !in(r.kv_bits, {4, 8, 16}) ||
-      !in(r.embed_bits, {8, 16, 32}))
+      !in(r.embed_bits, {4, 8, 16, 32}))
     throw Error(where + ": recipe has unsupported bit widths");
   if (r.kv_k_group < 0 || r.kv_k_group > 4096)
     throw Error(where + ": recipe has an unsupported K cache group of " +
