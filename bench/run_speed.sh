@@ -12,12 +12,14 @@
 #            in a run of its own; and decode again with the file read into memory (--no-mmap).
 #   online   decode at ONLINE_SHAPE (default llama2-7b), W4A4KV4, without and with each
 #            rotation recipe's online steps, and their share of decode time (--no-mmap).
+#   head     decode per shape, W4A4KV4, with an 8-bit and a 4-bit classifier
+#            (--no-mmap): the bytes per token each reads, tok/s and roofline share.
 #   depth    decode at ONLINE_SHAPE from an empty context and after 4096 − DECODE_TOKENS
 #            cached positions, per K cache layout (--no-mmap).
 # The synthetic files are kept in models/cache/synth/ and reused (llama2-7b: 3.6 GB each) while
 # their format version is the one this build writes; after a change to what `rotor synth`
 # writes within one format version, delete them.
-# Usage: bench/run_speed.sh [stories] [synth] [online] [depth]   (no argument: all)
+# Usage: bench/run_speed.sh [stories] [synth] [online] [head] [depth]   (no argument: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROTOR=${ROTOR:-build/rotor}
@@ -30,7 +32,7 @@ LONG_PROMPT_TOKENS=${LONG_PROMPT_TOKENS:-512}
 DECODE_TOKENS=${DECODE_TOKENS:-32}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
 ONLINE_SHAPE=${ONLINE_SHAPE:-llama2-7b}
-tables=${*:-stories synth online depth}
+tables=${*:-stories synth online head depth}
 FORMAT_VERSION=$("$ROTOR" --version | sed -n 's/.*writes rotor file format version \([0-9]*\).*/\1/p')
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -164,6 +166,28 @@ R4 + BDQ scale + psot-layer residual blocks|psot-layer-bdq|--rotation psot-layer
 ROWS
 }
 
+# Decode tok/s median of rotor bench per shape in W4A4KV4 with the 8-bit classifier and with a
+# 4-bit one (rotor synth --classifier-bits 4), and the bytes each decoded token reads;
+# the file read into memory, as in online_table.
+head_table() {
+  local t=${THREADS##* }
+  echo "Classifier bits, W4A4KV4, $t threads: rotor bench -p 1 -n $DECODE_TOKENS -r $BENCH_REPEAT --no-mmap (median)"
+  echo
+  printf '| model | classifier | MB read per token | decode tok/s | decode roofline |\n|---|---|---|---|---|\n'
+  for shape in $SHAPES; do
+    for bits in 8 4; do
+      file=$(synth_file "$shape-w4a4kv4-kivi32$([ "$bits" = 4 ] && echo -c4)" --shape "$shape" \
+             --a-bits 4 --kv-bits 4 --classifier-bits "$bits")
+      out=$("$ROTOR" bench -m "$file" -p 1 -n "$DECODE_TOKENS" -r "$BENCH_REPEAT" -t "$t" \
+            --no-mmap --json)
+      printf '| %s | %s-bit | %.1f | %.2f | %.1f%% |\n' "$shape" "$bits" \
+        "$(awk -v b="$(json_number weight_bytes_per_token "$out")" 'BEGIN { print b / 1e6 }')" \
+        "$(json_median decode_tok_s "$out")" \
+        "$(awk -v r="$(json_number roofline_fraction "$out")" 'BEGIN { print 100 * r }')"
+    done
+  done
+}
+
 # Decode at an empty context and after DEPTH cached positions (rotor bench --depth), W4A4KV4
 # with each K cache layout, at ONLINE_SHAPE; the file read into memory, as in online_table.
 depth_table() {
@@ -186,8 +210,9 @@ for table in $tables; do
     stories) stories_table ;;
     synth) synth_table ;;
     online) online_table ;;
+    head) head_table ;;
     depth) depth_table ;;
-    *) echo "run_speed.sh: unknown table '$table' (stories, synth, online, depth)" >&2; exit 2 ;;
+    *) echo "run_speed.sh: unknown table '$table' (stories, synth, online, head, depth)" >&2; exit 2 ;;
   esac
   echo
 done

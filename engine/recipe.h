@@ -13,7 +13,8 @@ struct Recipe {
   std::string weights = "gptq";  // rounding: "rtn" or "gptq"
   int a_bits = 8;            // activations: 4, 8, or 16 (= float)
   int kv_bits = 8;           // KV cache: 4, 8, or 16 (= float)
-  int embed_bits = 8;        // embedding and lm_head: 4, 8, 16 or 32
+  int embed_bits = 8;        // token embedding: 4, 8, 16 or 32
+  int classifier_bits = 8;   // lm_head: 4, 8, 16 or 32 (equal to embed_bits when tied)
   // K cache layout at 4/8 bits: 0 = per (token, KV head); G > 0 = per channel over groups of
   // G tokens, the newest partial group kept in float (KIVI), see docs/QUALITY.md.
   int kv_k_group = 0;

@@ -105,7 +105,7 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   };
 
   ModelConfig out_config = c;
-  out_config.tied_embeddings = c.tied_embeddings && !transformed;
+  out_config.tied_embeddings = c.tied_embeddings && !transformed && r.classifier_bits == r.embed_bits;
   Recipe written = r;  // what was done: no tuning without calibration windows or quantized weights
   if (!tune) {
     written.tune_epochs = 0;
@@ -119,20 +119,19 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
 
   // The embedding and classifier: 8-bit rows read by 8-bit activations (METHODS.md §1: kept
   // in higher precision even in A4 recipes), floats, or on request 4-bit rows (in the layers'
-  // groups) that shrink what decode reads per token.
+  // groups); a 4-bit classifier shrinks what decode reads per token.
   const ActQuantParams head_act{r.a_bits >= 16 ? 16 : 8, 0, 0, 1.0f, 1.0f};
-  auto add_head = [&](const std::string& name, const std::vector<float>& t) {
-    if (r.embed_bits <= 8) {
-      const int group = r.embed_bits == 4 ? r.group : 0;
-      QuantizedMatrix m = quantize_rtn(t.data(), V, D, {r.embed_bits, group, false, 0});
+  auto add_head = [&](const std::string& name, int bits, const std::vector<float>& t) {
+    if (bits <= 8) {
+      QuantizedMatrix m = quantize_rtn(t.data(), V, D, {bits, bits == 4 ? r.group : 0, false, 0});
       ActQuantParams stored = head_act;
       stored.segment = m.cols_padded;
       out.add_packed(name, m, stored);
     } else {
-      add_float(out, r.embed_bits, name, t, {V, D});
+      add_float(out, bits, name, t, {V, D});
     }
   };
-  add_head("tok_embeddings", fm.embedding);
+  add_head("tok_embeddings", r.embed_bits, fm.embedding);
 
   // The layers' tensors are written after weight tuning has adjusted them: `writes` queues each
   // write in file order, `linears` keeps the quantized matrices (a deque: stable addresses), and
@@ -258,7 +257,7 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   }
   for (const std::function<void()>& write : writes) write();
   out.add_f32("final_norm", final_model.final_norm, {D});
-  if (!out_config.tied_embeddings) add_head("classifier", fm.classifier);
+  if (!out_config.tied_embeddings) add_head("classifier", r.classifier_bits, fm.classifier);
 
   QuantizeReport report;
   report.file_bytes = out.write(out_path);

@@ -84,19 +84,23 @@ uint64_t write_synth_model(const ModelConfig& c, const Recipe& recipe,
   KvCache::check_shape(c.head_dim(), recipe.kv_bits, recipe.kv_k_group);  // a file that runs
   if (recipe.w_bits != 4 && recipe.w_bits != 8)
     throw Error("synthetic models have 4- or 8-bit weights, not " + std::to_string(recipe.w_bits));
-  if (recipe.embed_bits != 4 && recipe.embed_bits != 8)
-    throw Error("synthetic models have a 4- or 8-bit embedding, not " + std::to_string(recipe.embed_bits));
+  if (recipe.embed_bits != 8 || (recipe.classifier_bits != 4 && recipe.classifier_bits != 8))
+    throw Error("synthetic models have an 8-bit embedding and a 4- or 8-bit classifier, not " +
+                std::to_string(recipe.embed_bits) + " and " + std::to_string(recipe.classifier_bits));
+  if (c.tied_embeddings && recipe.classifier_bits != recipe.embed_bits)
+    throw Error("a tied classifier is the embedding: its bits cannot differ");
   const int D = c.dim, I = c.hidden_dim, KV = c.kv_dim(), V = c.vocab_size, hd = c.head_dim();
   RotorFileWriter out(c, recipe, tokenizer_bytes, path);
   RandomPackedMatrices random_matrix(recipe.seed);
   const int total = c.n_layers + 2;
   int done = 0;
 
-  // As `rotor quantize` lays a model out: 8-bit per-channel (or 4-bit, in the layers' groups)
-  // embedding and classifier whose input stays at 8 bits (float with float activations); layer
-  // inputs quantized per row, o_proj's per head.
-  const int head_group = recipe.embed_bits == 4 ? recipe.group : 0;
-  const WeightQuantSpec head_spec{recipe.embed_bits, head_group, false, 0};
+  // As `rotor quantize` lays a model out: 8-bit per-channel embedding and classifier (or a 4-bit
+  // classifier in the layers' groups) whose input stays at 8 bits (float with float
+  // activations); layer inputs quantized per row, o_proj's per head.
+  const WeightQuantSpec head_spec{8, 0, false, 0};
+  const int classifier_bits = recipe.classifier_bits;
+  const WeightQuantSpec classifier_spec{classifier_bits, classifier_bits == 4 ? recipe.group : 0, false, 0};
   auto add = [&](const std::string& name, int rows, int cols, const WeightQuantSpec& spec,
                  int act_bits) {
     const QuantizedMatrix m = random_matrix(rows, cols, spec);
@@ -166,7 +170,7 @@ uint64_t write_synth_model(const ModelConfig& c, const Recipe& recipe,
     progress(++done, total);
   }
   out.add_f32("final_norm", norm, {D});
-  if (!c.tied_embeddings) add("classifier", V, D, head_spec, head_bits);
+  if (!c.tied_embeddings) add("classifier", V, D, classifier_spec, head_bits);
   progress(++done, total);
   return out.finish();
 }

@@ -197,6 +197,8 @@ TEST_CASE("bad input: flags, commands and prompts") {
                  "option '--group' = 48 is not one of 0, 32, 64, 128");
   expect_refusal({"quantize", "-m", m, "-o", "/tmp/x.rotor", "--weights", "awq"},
                  "option '--weights' = awq is not one of rtn, gptq");
+  expect_refusal({"quantize", "-m", m, "-o", "/tmp/x.rotor", "--classifier-bits", "2"},
+                 "option '--classifier-bits' = 2 is not one of 4, 8, 16, 32");
   expect_refusal({"quantize", "-m", m, "-o", "/tmp/x.rotor", "--calib", "/nonexistent.txt"},
                  "/nonexistent.txt: cannot open");
   expect_refusal({"quantize", "-m", m, "-o", "/nonexistent/dir/x.rotor", "--weights", "rtn"},

@@ -71,6 +71,7 @@ TEST_CASE("rotations: with float weights, activations and cache every mode gives
         r.a_bits = 16;
         r.kv_bits = 16;
         r.embed_bits = 32;
+        r.classifier_bits = 32;
         r.weights = "rtn";
         r.rotation = rotation;
         r.bdq = bdq;

@@ -215,6 +215,18 @@ TEST_CASE("rotor file: the recipe's tuning fields round-trip; files written befo
   CHECK_THROWS_AS(format::recipe_from_json(j, "m.rotor"), Error);
 }
 
+TEST_CASE("rotor file: the classifier's bits round-trip; files written before them read as the embedding's") {
+  Recipe r;
+  r.embed_bits = 16;
+  r.classifier_bits = 4;
+  nlohmann::json j = format::recipe_to_json(r);
+  CHECK(format::recipe_from_json(j, "m.rotor").classifier_bits == 4);
+  j.erase("classifier_bits");
+  CHECK(format::recipe_from_json(j, "m.rotor").classifier_bits == 16);
+  j["classifier_bits"] = 3;
+  CHECK_THROWS_AS(format::recipe_from_json(j, "m.rotor"), Error);
+}
+
 TEST_CASE("rotor file: float embeddings (16 and 32 bits) and float activations round-trip") {
   auto src = load_model(llama2c_path("stories260K"));
   Tokenizer tok(src->tokenizer_proto, src->tokenizer_path);
@@ -229,6 +241,7 @@ TEST_CASE("rotor file: float embeddings (16 and 32 bits) and float activations r
     r.a_bits = 16;
     r.kv_bits = 16;
     r.embed_bits = embed_bits;
+    r.classifier_bits = embed_bits;
     TempDir tmp;
     quantize_model(*src, tok, r, QuantizeInputs{}, tmp.file("m.rotor"), [](const QuantizeProgress&) {});
     auto m = load_model(tmp.file("m.rotor"));
@@ -248,13 +261,13 @@ TEST_CASE("rotor file: float embeddings (16 and 32 bits) and float activations r
   }
 }
 
-TEST_CASE("rotor file: a 4-bit embedding and classifier round-trip in the weights' groups") {
+TEST_CASE("rotor file: a 4-bit classifier (and embedding) round-trips in the weights' groups") {
   auto src = load_model(llama2c_path("stories260K"));
   Tokenizer tok(src->tokenizer_proto, src->tokenizer_path);
   const std::vector<int> prompt = {1, 403, 407, 261, 378, 432, 383, 286};
   std::vector<float> ref;
   Session(*src, 64).prefill(prompt, &ref);
-  auto quantized = [&](int embed_bits, int group, const std::string& path) {
+  auto quantized = [&](int embed_bits, int classifier_bits, int group, const std::string& path) {
     Recipe r;
     r.weights = "rtn";
     r.w_bits = 8;
@@ -262,28 +275,36 @@ TEST_CASE("rotor file: a 4-bit embedding and classifier round-trip in the weight
     r.a_bits = 16;
     r.kv_bits = 16;
     r.embed_bits = embed_bits;
+    r.classifier_bits = classifier_bits;
     quantize_model(*src, tok, r, QuantizeInputs{}, path, [](const QuantizeProgress&) {});
     return load_model(path);
   };
   TempDir tmp;
   for (int group : {0, 32}) {
-    CAPTURE(group);
-    auto m8 = quantized(8, group, tmp.file("e8.rotor"));
-    auto m = quantized(4, group, tmp.file("e4.rotor"));
-    CHECK(m->recipe.embed_bits == 4);
-    CHECK(m->classifier->type_name() == "w4a16");
-    CHECK(m->embedding->row_bytes() < m8->embedding->row_bytes());
-    CHECK(m->weight_bytes_per_token() < m8->weight_bytes_per_token());
-    std::vector<float> got;
-    Session(*m, 64).prefill(prompt, &got);
-    REQUIRE(got.size() == ref.size());
-    // 4-bit rows rounded to nearest at both ends of the model move these logits by 1.60 per
-    // channel and 1.35 in groups of 32 (W8 layers, float activations; an 8-bit head: 0.19).
-    // Bound: twice the larger.
-    float diff = 0.0f;
-    for (size_t i = 0; i < got.size(); ++i) diff = std::max(diff, std::fabs(got[i] - ref[i]));
-    MESSAGE("embed 4, group " << group << ", W8A16: max |logit diff| vs fp32 " << diff);
-    CHECK(diff < 3.2f);
+    auto m8 = quantized(8, 8, group, tmp.file("e8.rotor"));
+    CHECK(m8->config.tied_embeddings);  // stories260K's, kept without a rotation
+    for (int embed_bits : {4, 8}) {
+      CAPTURE(group);
+      CAPTURE(embed_bits);
+      auto m = quantized(embed_bits, 4, group, tmp.file("c4.rotor"));
+      CHECK(m->recipe.embed_bits == embed_bits);
+      CHECK(m->recipe.classifier_bits == 4);
+      CHECK(m->config.tied_embeddings == (embed_bits == 4));  // untied when the bits differ
+      CHECK(m->classifier->type_name() == "w4a16");
+      CHECK((m->embedding->row_bytes() < m8->embedding->row_bytes()) == (embed_bits == 4));
+      CHECK(m->weight_bytes_per_token() < m8->weight_bytes_per_token());
+      std::vector<float> got;
+      Session(*m, 64).prefill(prompt, &got);
+      REQUIRE(got.size() == ref.size());
+      // 4-bit rows rounded to nearest move these logits (W8 layers, float activations) by
+      // 1.31-1.60 (the 4-bit embedding adds 0.04-0.13); an 8-bit head: 0.19. Bound: twice the
+      // largest.
+      float diff = 0.0f;
+      for (size_t i = 0; i < got.size(); ++i) diff = std::max(diff, std::fabs(got[i] - ref[i]));
+      MESSAGE("embed " << embed_bits << ", classifier 4, group " << group
+                       << ", W8A16: max |logit diff| vs fp32 " << diff);
+      CHECK(diff < 3.2f);
+    }
   }
 }
 

@@ -64,7 +64,7 @@ TEST_CASE("synth: the file loads with its shape and recipe and decodes to finite
     r.a_bits = a_bits;
     r.kv_bits = a_bits;
     r.group = a_bits == 4 ? 32 : 0;
-    r.embed_bits = a_bits == 4 ? 4 : 8;  // 4: the embedding and classifier in groups too
+    r.classifier_bits = a_bits == 4 ? 4 : 8;  // 4: the classifier in groups too
     synth_bytes(r, tmp.file("m.rotor"));
     auto m = load_model(tmp.file("m.rotor"));
     CHECK(m->format == "rotor");
@@ -74,9 +74,9 @@ TEST_CASE("synth: the file loads with its shape and recipe and decodes to finite
     CHECK(!m->config.tied_embeddings);
     CHECK(m->recipe.a_bits == a_bits);
     CHECK(m->recipe.group == r.group);
-    CHECK(m->recipe.embed_bits == r.embed_bits);
+    CHECK(m->recipe.classifier_bits == r.classifier_bits);
     CHECK(m->classifier->type_name() ==
-          "w" + std::to_string(r.embed_bits) + "a" + (a_bits == 16 ? "16" : "8"));
+          "w" + std::to_string(r.classifier_bits) + "a" + (a_bits == 16 ? "16" : "8"));
 
     Session s(*m);
     const int V = m->config.vocab_size;
@@ -198,7 +198,7 @@ TEST_CASE("synth: bad shapes and flags are refused with a one-line error") {
       {tiny({"--w-bits", "3"}), "'--w-bits' = 3 is not one of 4, 8"},
       {tiny({"--group", "48"}), "is not one of 0, 32, 64, 128"},
       {tiny({"--a-bits", "2"}), "is not one of 4, 8, 16"},
-      {tiny({"--embed-bits", "16"}), "'--embed-bits' = 16 is not one of 4, 8"},
+      {tiny({"--classifier-bits", "16"}), "'--classifier-bits' = 16 is not one of 4, 8"},
       {tiny({"--vocab", "100"}), "tokenizer has 512 pieces but the vocabulary is 100"},
       {tiny({"--tokenizer", tmp.file("none.model")}), "cannot open"},
       {{"--shape", "tinyllama-1.1b"}, "no output given"},

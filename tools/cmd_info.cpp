@@ -81,9 +81,9 @@ int cmd_info(int argc, char** argv) {
   if (model->quantized) {
     const Recipe& r = model->recipe;
     const std::string group = r.group ? "groups of " + std::to_string(r.group) : "per channel";
-    std::printf("weights     %d-bit %s %s, %s; embedding/lm_head %d-bit\n", r.w_bits,
+    std::printf("weights     %d-bit %s %s, %s; embedding %d-bit, lm_head %d-bit\n", r.w_bits,
                 r.w_sym ? "symmetric" : "asymmetric", group.c_str(), r.weights.c_str(),
-                r.embed_bits);
+                r.embed_bits, r.classifier_bits);
     const std::string k_layout =
         r.kv_k_group ? "K per channel in groups of " + std::to_string(r.kv_k_group) : "K per token";
     const std::string clips = head_clips ? " (o_proj clipped per head in " +

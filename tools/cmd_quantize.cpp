@@ -39,7 +39,8 @@ int cmd_quantize(int argc, char** argv) {
   args.option("a-bits", 0, "4|8|16", "activation bits at run time (16 = float)", "8");
   args.option("kv-bits", 0, "4|8|16", "KV cache bits at run time (16 = float)", "8");
   args.option("kv-k-group", 0, "N", "K cache per channel over groups of N positions (KIVI): 0 (per token), 16, 32, 64 or 128", "32");
-  args.option("embed-bits", 0, "4|8|16|32", "embedding and lm_head bits (4: in the weights' groups, rounded to nearest)", "8");
+  args.option("embed-bits", 0, "4|8|16|32", "token embedding bits (4: in the weights' groups, rounded to nearest)", "8");
+  args.option("classifier-bits", 0, "4|8|16|32", "lm_head bits (4: in the weights' groups, rounded to nearest); decode reads all of it for every token", "the embedding's");
   args.option("rotation", 0, "MODE", "none, hadamard (QuaRot-style), psot (learned, one residual rotation) or psot-layer (learned per layer, online residual blocks)", "psot");
   args.flag("bdq", 0, "two-sided diagonal scales (BDQ), the default");
   args.flag("no-bdq", 0, "no BDQ scales");
@@ -67,6 +68,7 @@ int cmd_quantize(int argc, char** argv) {
   r.kv_bits = args.get_choice("kv-bits", 8, {4, 8, 16});
   r.kv_k_group = args.get_choice("kv-k-group", 32, {0, 16, 32, 64, 128});
   r.embed_bits = args.get_choice("embed-bits", 8, {4, 8, 16, 32});
+  r.classifier_bits = args.get_choice("classifier-bits", r.embed_bits, {4, 8, 16, 32});
   r.calib_windows = static_cast<int>(args.get_int("calib-windows", 128, 1, 1 << 20));
   r.rotation = rotation_from_args(args, "psot");
   if (args.has("bdq") && args.has("no-bdq")) throw Error("options '--bdq' and '--no-bdq' contradict each other");
@@ -134,10 +136,10 @@ int cmd_quantize(int argc, char** argv) {
     }
   });
   bar.finish();
-  std::printf("%s: %.2f MB, %.2f bits per weight, w%d%s a%d kv%d embed%d %s, rotation %s%s, %.1f s\n",
+  std::printf("%s: %.2f MB, %.2f bits per weight, w%d%s a%d kv%d embed%d classifier%d %s, rotation %s%s, %.1f s\n",
               out_path.c_str(), rep.file_bytes / 1e6, rep.bits_per_weight, r.w_bits,
               r.group ? ("g" + std::to_string(r.group)).c_str() : "",
-              r.a_bits, r.kv_bits, r.embed_bits, r.weights.c_str(), r.rotation.c_str(),
+              r.a_bits, r.kv_bits, r.embed_bits, r.classifier_bits, r.weights.c_str(), r.rotation.c_str(),
               r.bdq ? " + bdq" : "", rep.seconds);
   return 0;
 }

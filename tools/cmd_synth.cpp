@@ -68,7 +68,7 @@ int cmd_synth(int argc, char** argv) {
             "measuring speed with `rotor bench`: its text output is meaningless. The packed\n"
             "weights are drawn directly and streamed to the file, so any size fits in memory;\n"
             "the same flags and seed give the same file. Embedding and classifier (untied) are\n"
-            "8-bit unless --embed-bits 4, norms are 1.");
+            "8-bit (the classifier 4-bit with --classifier-bits 4), norms are 1.");
   args.option("shape", 0, "NAME", "model shape: " + shapes);
   args.option("output", 'o', "OUT", "compact model file to write");
   args.option("dim", 0, "D", "residual width", "the shape's");
@@ -80,7 +80,7 @@ int cmd_synth(int argc, char** argv) {
   args.option("ctx", 0, "N", "positions", "the shape's");
   args.option("w-bits", 0, "4|8", "weight bits", "4");
   args.option("group", 0, "G", "weight columns per scale: 32, 64, 128, or 0 for per channel", "0");
-  args.option("embed-bits", 0, "4|8", "embedding and classifier bits (4: in the weights' groups)", "8");
+  args.option("classifier-bits", 0, "4|8", "classifier (lm_head) bits (4: in the weights' groups)", "8");
   args.option("a-bits", 0, "4|8|16", "activation bits at run time (16 = float)", "8");
   args.option("kv-bits", 0, "4|8|16", "KV cache bits at run time (16 = float)", "8");
   args.option("kv-k-group", 0, "N", "K cache per channel over groups of N positions (KIVI): 0 (per token), 16, 32, 64 or 128", "32");
@@ -105,7 +105,8 @@ int cmd_synth(int argc, char** argv) {
   r.weights = "random";
   r.a_bits = args.get_choice("a-bits", 8, {4, 8, 16});
   r.kv_bits = args.get_choice("kv-bits", 8, {4, 8, 16});
-  r.embed_bits = args.get_choice("embed-bits", 8, {4, 8});
+  r.embed_bits = 8;
+  r.classifier_bits = args.get_choice("classifier-bits", 8, {4, 8});
   r.kv_k_group = args.get_choice("kv-k-group", 32, {0, 16, 32, 64, 128});
   r.rotation = rotation_from_args(args, "none");
   r.bdq = args.has("bdq");

@@ -54,7 +54,8 @@ json recipe_to_json(const Recipe& r) {
   return {{"w_bits", r.w_bits},       {"group", r.group},
           {"w_sym", r.w_sym},         {"weights", r.weights},
           {"a_bits", r.a_bits},       {"kv_bits", r.kv_bits},
-          {"embed_bits", r.embed_bits}, {"kv_k_group", r.kv_k_group},
+          {"embed_bits", r.embed_bits}, {"classifier_bits", r.classifier_bits},
+          {"kv_k_group", r.kv_k_group},
           {"rotation", r.rotation},   {"bdq", r.bdq},
           {"tune_epochs", r.tune_epochs}, {"tune_rounding", r.tune_rounding},
           {"calib", r.calib},
@@ -71,6 +72,8 @@ Recipe recipe_from_json(const json& j, const std::string& where) {
   r.a_bits = get<int>(j, "a_bits", where);
   r.kv_bits = get<int>(j, "kv_bits", where);
   r.embed_bits = get<int>(j, "embed_bits", where);
+  // Absent in files written before the classifier had bits of its own.
+  r.classifier_bits = j.contains("classifier_bits") ? get<int>(j, "classifier_bits", where) : r.embed_bits;
   r.kv_k_group = get<int>(j, "kv_k_group", where);
   r.rotation = get<std::string>(j, "rotation", where);
   r.bdq = get<bool>(j, "bdq", where);
@@ -87,7 +90,7 @@ Recipe recipe_from_json(const json& j, const std::string& where) {
     return false;
   };
   if (!in(r.w_bits, {4, 8, 16, 32}) || !in(r.a_bits, {4, 8, 16}) || !in(r.kv_bits, {4, 8, 16}) ||
-      !in(r.embed_bits, {4, 8, 16, 32}))
+      !in(r.embed_bits, {4, 8, 16, 32}) || !in(r.classifier_bits, {4, 8, 16, 32}))
     throw Error(where + ": recipe has unsupported bit widths");
   if (r.kv_k_group < 0 || r.kv_k_group > 4096)
     throw Error(where + ": recipe has an unsupported K cache group of " +
