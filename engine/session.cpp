@@ -186,6 +186,10 @@ void Session::forward(const int* tokens, int n, int logit_rows) {
   }
   pos_ += n;
 
+  if (observer_) {  // the classifier's input at every position, not only the logit rows
+    for (int r = 0; r < n; ++r) rmsnorm(&x_[r * D], model_.final_norm, D, c_.norm_eps, &xb_[r * D]);
+    observer_->observe(c_.n_layers, LinearInput::kClassifier, xb_.data(), n, D);
+  }
   if (logit_rows == 0) return;
   const int first = n - logit_rows;
   for (int r = first; r < n; ++r)

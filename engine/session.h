@@ -14,7 +14,9 @@
 namespace rotor {
 
 // The inputs of the linear layers, for tools that study them (the quantizer's calibration).
-enum class LinearInput { kAttention, kAttentionOut, kMlp, kMlpDown };
+// The classifier's is shown as layer n_layers's.
+enum class LinearInput { kAttention, kAttentionOut, kMlp, kMlpDown, kClassifier };
+constexpr int kLinearInputs = 5;
 class ActivationObserver {
  public:
   virtual ~ActivationObserver() = default;

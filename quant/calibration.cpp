@@ -37,14 +37,15 @@ std::vector<std::vector<int>> calibration_windows(const Tokenizer& tok, const st
   return out;
 }
 
-HessianCollector::HessianCollector(const ModelConfig& c) : h_(c.n_layers) {
+HessianCollector::HessianCollector(const ModelConfig& c) : h_(c.n_layers + 1) {
   const size_t D = c.dim, I = c.hidden_dim;
-  for (auto& layer : h_) {
-    layer[static_cast<int>(LinearInput::kAttention)].assign(D * D, 0.0);
-    layer[static_cast<int>(LinearInput::kAttentionOut)].assign(D * D, 0.0);
-    layer[static_cast<int>(LinearInput::kMlp)].assign(D * D, 0.0);
-    layer[static_cast<int>(LinearInput::kMlpDown)].assign(I * I, 0.0);
+  for (int l = 0; l < c.n_layers; ++l) {
+    h_[l][static_cast<int>(LinearInput::kAttention)].assign(D * D, 0.0);
+    h_[l][static_cast<int>(LinearInput::kAttentionOut)].assign(D * D, 0.0);
+    h_[l][static_cast<int>(LinearInput::kMlp)].assign(D * D, 0.0);
+    h_[l][static_cast<int>(LinearInput::kMlpDown)].assign(I * I, 0.0);
   }
+  h_[c.n_layers][static_cast<int>(LinearInput::kClassifier)].assign(D * D, 0.0);
 }
 
 void HessianCollector::observe(int layer, LinearInput which, const float* x, int rows, int cols) {
@@ -68,7 +69,7 @@ const std::vector<double>& HessianCollector::hessian(int layer, LinearInput whic
 }
 
 ActivationRecorder::ActivationRecorder(int n_layers, std::vector<LinearInput> kinds, int stride)
-    : rows_(n_layers), kinds_(std::move(kinds)), stride_(std::max(1, stride)) {}
+    : rows_(n_layers + 1), kinds_(std::move(kinds)), stride_(std::max(1, stride)) {}
 
 void ActivationRecorder::observe(int layer, LinearInput which, const float* x, int rows,
                                  int cols) {

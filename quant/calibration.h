@@ -38,11 +38,12 @@ class HessianCollector final : public CalibrationObserver {
   explicit HessianCollector(const ModelConfig& c);
   void observe(int layer, LinearInput which, const float* x, int rows, int cols) override;
   void finish() override;  // mirrors the upper triangle dsyrk filled
-  // [cols, cols], symmetric, for the linears that read `which` in `layer`.
+  // [cols, cols], symmetric, for the linears that read `which` in `layer` (the classifier's:
+  // layer n_layers).
   const std::vector<double>& hessian(int layer, LinearInput which) const;
 
  private:
-  std::vector<std::array<std::vector<double>, 4>> h_;  // [layer][LinearInput]
+  std::vector<std::array<std::vector<double>, kLinearInputs>> h_;  // [layer][LinearInput]
   std::vector<double> xd_;
 };
 
@@ -62,7 +63,7 @@ class ActivationRecorder final : public CalibrationObserver {
   const Rows& rows(int layer, LinearInput which) const;
 
  private:
-  std::vector<std::array<Rows, 4>> rows_;
+  std::vector<std::array<Rows, kLinearInputs>> rows_;  // [layer, or n_layers: the classifier]
   std::vector<LinearInput> kinds_;
   int stride_;
   int window_ = -1;

@@ -121,17 +121,16 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   // in higher precision even in A4 recipes), floats, or on request 4-bit rows (in the layers'
   // groups); a 4-bit classifier shrinks what decode reads per token.
   const ActQuantParams head_act{r.a_bits >= 16 ? 16 : 8, 0, 0, 1.0f, 1.0f};
-  auto add_head = [&](const std::string& name, int bits, const std::vector<float>& t) {
-    if (bits <= 8) {
-      QuantizedMatrix m = quantize_rtn(t.data(), V, D, {bits, bits == 4 ? r.group : 0, false, 0});
-      ActQuantParams stored = head_act;
-      stored.segment = m.cols_padded;
-      out.add_packed(name, m, stored);
-    } else {
-      add_float(out, bits, name, t, {V, D});
-    }
+  auto head_spec = [&](int bits) { return WeightQuantSpec{bits, bits == 4 ? r.group : 0, false, 0}; };
+  auto add_packed_head = [&](const std::string& name, const QuantizedMatrix& m) {
+    ActQuantParams stored = head_act;
+    stored.segment = m.cols_padded;
+    out.add_packed(name, m, stored);
   };
-  add_head("tok_embeddings", r.embed_bits, fm.embedding);
+  if (r.embed_bits <= 8)
+    add_packed_head("tok_embeddings", quantize_rtn(fm.embedding.data(), V, D, head_spec(r.embed_bits)));
+  else
+    add_float(out, r.embed_bits, "tok_embeddings", fm.embedding, {V, D});
 
   // The layers' tensors are written after weight tuning has adjusted them: `writes` queues each
   // write in file order, `linears` keeps the quantized matrices (a deque: stable addresses), and
@@ -237,6 +236,25 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
       });
     progress({"quantize", i + 1, c.n_layers, since(t), ""});
   }
+  // An untied classifier in 4 or 8 bits. 4-bit rows are fitted by GPTQ to the inputs the
+  // quantized layers give it (one more calibration pass) and, dequantized into qfm, are what
+  // weight tuning fits the layers to; 8-bit rows are rounded to nearest, as before.
+  QuantizedMatrix classifier;
+  if (!out_config.tied_embeddings && r.classifier_bits <= 8) {
+    const WeightQuantSpec s = head_spec(r.classifier_bits);
+    if (gptq && r.classifier_bits == 4) {
+      HessianCollector h(c);
+      auto t = Clock::now();
+      run_calibration(*to_model(qfm), windows, {&h}, [&](int done, int total) {
+        progress({"calibrate classifier", done, total, since(t), ""});
+        t = Clock::now();
+      });
+      classifier = quantize_gptq(fm.classifier.data(), V, D, h.hessian(c.n_layers, LinearInput::kClassifier), s);
+    } else {
+      classifier = quantize_rtn(fm.classifier.data(), V, D, s);
+    }
+    if (tune && r.classifier_bits == 4) dequantize_rows(classifier.view(), 0, V, qfm.classifier.data());
+  }
   if (tune) {
     WeightTuningOptions opt;
     opt.epochs = r.tune_epochs;
@@ -257,7 +275,12 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   }
   for (const std::function<void()>& write : writes) write();
   out.add_f32("final_norm", final_model.final_norm, {D});
-  if (!out_config.tied_embeddings) add_head("classifier", r.classifier_bits, fm.classifier);
+  if (!out_config.tied_embeddings) {
+    if (r.classifier_bits <= 8)
+      add_packed_head("classifier", classifier);
+    else
+      add_float(out, r.classifier_bits, "classifier", fm.classifier, {V, D});
+  }
 
   QuantizeReport report;
   report.file_bytes = out.write(out_path);

@@ -9,8 +9,12 @@
 
 #include "engine/import/load_model.h"
 #include "engine/quantized_linear.h"
+#include "engine/session.h"
+#include "quant/calibration.h"
+#include "quant/float_model.h"
 #include "quant/layer_error.h"
 #include "quant/weight_quantizer.h"
+#include "tokenizer/tokenizer.h"
 #include "tests/helpers.h"
 
 using namespace rotor;
@@ -129,6 +133,48 @@ TEST_CASE("quantizer: GPTQ beats RTN on the layer output for correlated inputs")
     MESSAGE("output error, group " << group << ": RTN " << rtn << ", GPTQ " << gptq);
     CHECK(gptq < 0.8 * rtn);
   }
+}
+
+TEST_CASE("calibration: the classifier's input is seen at every position; GPTQ fits the classifier to it") {
+  auto m = load_model(llama2c_path("stories260K"));
+  const ModelConfig& c = m->config;
+  const int D = c.dim, V = c.vocab_size;
+  Tokenizer tok(m->tokenizer_proto, m->tokenizer_path);
+  const std::string text = read_file(shared_dir() + "/data/tinystories_val_dev.txt").substr(0, 20000);
+  const auto windows = calibration_windows(tok, text, 8, 64, 0, c.bos_id);
+  HessianCollector h(c);
+  ActivationRecorder rec(c.n_layers, {LinearInput::kClassifier}, 1);
+  run_calibration(*m, windows, {&h, &rec}, nullptr);
+  const ActivationRecorder::Rows& x = rec.rows(c.n_layers, LinearInput::kClassifier);
+  REQUIRE(x.cols == D);
+  REQUIRE(x.n() == 8 * 64);
+  // The last row of a window is what the classifier turns into that window's logits.
+  Session s(*m);
+  const float* logits = s.prefill(windows.back());
+  std::vector<float> y(V);
+  m->classifier->forward(&x.data[static_cast<size_t>(x.n() - 1) * D], 1, y.data());
+  float diff = 0.0f;
+  for (int v = 0; v < V; ++v) diff = std::max(diff, std::fabs(y[v] - logits[v]));
+  CHECK(diff < 1e-4f);
+  // The Hessian is 2·XᵀX of those rows.
+  const std::vector<double>& hc = h.hessian(c.n_layers, LinearInput::kClassifier);
+  double worst = 0.0, scale = 0.0;
+  for (int i = 0; i < D; ++i)
+    for (int j = 0; j < D; ++j) {
+      double e = 0.0;
+      for (int t = 0; t < x.n(); ++t) e += 2.0 * x.data[t * D + i] * x.data[t * D + j];
+      worst = std::max(worst, std::fabs(hc[i * D + j] - e));
+      scale = std::max(scale, std::fabs(e));
+    }
+  CHECK(worst < 1e-9 * scale);
+  // GPTQ with it rounds the classifier with less output error on those rows than RTN
+  // (measured: 0.0365 against 0.0431).
+  const std::vector<float> w = float_model_of(*m).classifier;
+  const WeightQuantSpec spec{4, 0, false, 0};
+  const double rtn = output_error(x.data, x.n(), w, dequantized(quantize_rtn(w.data(), V, D, spec)), V, D);
+  const double gptq = output_error(x.data, x.n(), w, dequantized(quantize_gptq(w.data(), V, D, hc, spec)), V, D);
+  MESSAGE("classifier output error, 4 bits per channel: RTN " << rtn << ", GPTQ " << gptq);
+  CHECK(gptq < 0.9 * rtn);
 }
 
 TEST_CASE("quantizer: per-head activation clips refine the shared pair, never worse") {
