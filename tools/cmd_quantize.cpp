@@ -40,7 +40,7 @@ int cmd_quantize(int argc, char** argv) {
   args.option("kv-bits", 0, "4|8|16", "KV cache bits at run time (16 = float)", "8");
   args.option("kv-k-group", 0, "N", "K cache per channel over groups of N positions (KIVI): 0 (per token), 16, 32, 64 or 128", "32");
   args.option("embed-bits", 0, "4|8|16|32", "token embedding bits (4: in the weights' groups, rounded to nearest)", "8");
-  args.option("classifier-bits", 0, "4|8|16|32", "lm_head bits (4: in the weights' groups, rounded to nearest); decode reads all of it for every token", "the embedding's");
+  args.option("classifier-bits", 0, "4|8|16|32", "lm_head bits (4: in the weights' groups, by GPTQ with --weights gptq); decode reads all of it for every token; a width other than --embed-bits unties it from the embedding", "the embedding's");
   args.option("rotation", 0, "MODE", "none, hadamard (QuaRot-style), psot (learned, one residual rotation) or psot-layer (learned per layer, online residual blocks)", "psot");
   args.flag("bdq", 0, "two-sided diagonal scales (BDQ), the default");
   args.flag("no-bdq", 0, "no BDQ scales");
