@@ -81,6 +81,37 @@ std::string load_error(const std::string& bytes, FileAccess access = FileAccess:
   return "";
 }
 
+// stories260K in fp32 and its logits over a short prompt: what the W8A16 files below (W8 per
+// channel, rounded to nearest; float activations and cache) are compared with.
+struct FloatReference {
+  std::unique_ptr<Model> src = load_model(llama2c_path("stories260K"));
+  Tokenizer tok{src->tokenizer_proto, src->tokenizer_path};
+  std::vector<int> prompt = {1, 403, 407, 261, 378, 432, 383, 286};
+  std::vector<float> logits;
+  FloatReference() { Session(*src, 64).prefill(prompt, &logits); }
+
+  std::unique_ptr<Model> w8a16(int embed_bits, int classifier_bits, int group, const std::string& path) const {
+    Recipe r;
+    r.weights = "rtn";
+    r.w_bits = 8;
+    r.group = group;
+    r.a_bits = 16;
+    r.kv_bits = 16;
+    r.embed_bits = embed_bits;
+    r.classifier_bits = classifier_bits;
+    quantize_model(*src, tok, r, QuantizeInputs{}, path, [](const QuantizeProgress&) {});
+    return load_model(path);
+  }
+  float max_logit_diff(const Model& m) const {
+    std::vector<float> got;
+    Session(m, 64).prefill(prompt, &got);
+    REQUIRE(got.size() == logits.size());
+    float diff = 0.0f;
+    for (size_t i = 0; i < got.size(); ++i) diff = std::max(diff, std::fabs(got[i] - logits[i]));
+    return diff;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("rotor file: round trip keeps config, recipe and tokenizer") {
@@ -228,79 +259,42 @@ TEST_CASE("rotor file: the classifier's bits round-trip; files written before th
 }
 
 TEST_CASE("rotor file: float embeddings (16 and 32 bits) and float activations round-trip") {
-  auto src = load_model(llama2c_path("stories260K"));
-  Tokenizer tok(src->tokenizer_proto, src->tokenizer_path);
-  const std::vector<int> prompt = {1, 403, 407, 261, 378, 432, 383, 286};
-  std::vector<float> ref;
-  Session(*src, 64).prefill(prompt, &ref);
+  const FloatReference ref;
   for (int embed_bits : {16, 32}) {
     CAPTURE(embed_bits);
-    Recipe r;
-    r.weights = "rtn";
-    r.w_bits = 8;
-    r.a_bits = 16;
-    r.kv_bits = 16;
-    r.embed_bits = embed_bits;
-    r.classifier_bits = embed_bits;
     TempDir tmp;
-    quantize_model(*src, tok, r, QuantizeInputs{}, tmp.file("m.rotor"), [](const QuantizeProgress&) {});
-    auto m = load_model(tmp.file("m.rotor"));
+    auto m = ref.w8a16(embed_bits, embed_bits, 0, tmp.file("m.rotor"));
     CHECK(m->recipe.embed_bits == embed_bits);
     CHECK(m->chat_template.empty());
     CHECK(m->classifier->type_name() == "f32");
-    std::vector<float> got;
-    Session(*m, 64).prefill(prompt, &got);
-    REQUIRE(got.size() == ref.size());
     // W8 per channel with float activations: one step is 1/255 of a row's range, a coarser
     // rounding than bf16's (which moves these logits by 0.12); measured 0.19 for both embedding
     // widths, so the embedding's storage is not what moves them. Bound: twice that.
-    float diff = 0.0f;
-    for (size_t i = 0; i < got.size(); ++i) diff = std::max(diff, std::fabs(got[i] - ref[i]));
+    const float diff = ref.max_logit_diff(*m);
     MESSAGE("embed " << embed_bits << ", W8A16: max |logit diff| vs fp32 " << diff);
     CHECK(diff < 0.4f);
   }
 }
 
 TEST_CASE("rotor file: a 4-bit classifier (and embedding) round-trips in the weights' groups") {
-  auto src = load_model(llama2c_path("stories260K"));
-  Tokenizer tok(src->tokenizer_proto, src->tokenizer_path);
-  const std::vector<int> prompt = {1, 403, 407, 261, 378, 432, 383, 286};
-  std::vector<float> ref;
-  Session(*src, 64).prefill(prompt, &ref);
-  auto quantized = [&](int embed_bits, int classifier_bits, int group, const std::string& path) {
-    Recipe r;
-    r.weights = "rtn";
-    r.w_bits = 8;
-    r.group = group;
-    r.a_bits = 16;
-    r.kv_bits = 16;
-    r.embed_bits = embed_bits;
-    r.classifier_bits = classifier_bits;
-    quantize_model(*src, tok, r, QuantizeInputs{}, path, [](const QuantizeProgress&) {});
-    return load_model(path);
-  };
+  const FloatReference ref;
   TempDir tmp;
   for (int group : {0, 32}) {
-    auto m8 = quantized(8, 8, group, tmp.file("e8.rotor"));
+    auto m8 = ref.w8a16(8, 8, group, tmp.file("e8.rotor"));
     CHECK(m8->config.tied_embeddings);  // stories260K's, kept without a rotation
     for (int embed_bits : {4, 8}) {
       CAPTURE(group);
       CAPTURE(embed_bits);
-      auto m = quantized(embed_bits, 4, group, tmp.file("c4.rotor"));
+      auto m = ref.w8a16(embed_bits, 4, group, tmp.file("c4.rotor"));
       CHECK(m->recipe.embed_bits == embed_bits);
       CHECK(m->recipe.classifier_bits == 4);
       CHECK(m->config.tied_embeddings == (embed_bits == 4));  // untied when the bits differ
       CHECK(m->classifier->type_name() == "w4a16");
       CHECK((m->embedding->row_bytes() < m8->embedding->row_bytes()) == (embed_bits == 4));
       CHECK(m->weight_bytes_per_token() < m8->weight_bytes_per_token());
-      std::vector<float> got;
-      Session(*m, 64).prefill(prompt, &got);
-      REQUIRE(got.size() == ref.size());
-      // 4-bit rows rounded to nearest move these logits (W8 layers, float activations) by
-      // 1.31-1.60 (the 4-bit embedding adds 0.04-0.13); an 8-bit head: 0.19. Bound: twice the
-      // largest.
-      float diff = 0.0f;
-      for (size_t i = 0; i < got.size(); ++i) diff = std::max(diff, std::fabs(got[i] - ref[i]));
+      // 4-bit rows rounded to nearest move these logits by 1.31-1.60 (the 4-bit embedding adds
+      // 0.04-0.13); an 8-bit head: 0.19. Bound: twice the largest.
+      const float diff = ref.max_logit_diff(*m);
       MESSAGE("embed " << embed_bits << ", classifier 4, group " << group
                        << ", W8A16: max |logit diff| vs fp32 " << diff);
       CHECK(diff < 3.2f);
