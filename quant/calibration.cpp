@@ -37,20 +37,22 @@ std::vector<std::vector<int>> calibration_windows(const Tokenizer& tok, const st
   return out;
 }
 
-HessianCollector::HessianCollector(const ModelConfig& c) : h_(c.n_layers + 1) {
+HessianCollector::HessianCollector(const ModelConfig& c, const std::vector<LinearInput>& kinds)
+    : h_(c.n_layers + 1) {
   const size_t D = c.dim, I = c.hidden_dim;
-  for (int l = 0; l < c.n_layers; ++l) {
-    h_[l][static_cast<int>(LinearInput::kAttention)].assign(D * D, 0.0);
-    h_[l][static_cast<int>(LinearInput::kAttentionOut)].assign(D * D, 0.0);
-    h_[l][static_cast<int>(LinearInput::kMlp)].assign(D * D, 0.0);
-    h_[l][static_cast<int>(LinearInput::kMlpDown)].assign(I * I, 0.0);
+  for (LinearInput which : kinds) {
+    const size_t n = which == LinearInput::kMlpDown ? I : D;
+    if (which == LinearInput::kClassifier)
+      h_[c.n_layers][static_cast<int>(which)].assign(n * n, 0.0);
+    else
+      for (int l = 0; l < c.n_layers; ++l) h_[l][static_cast<int>(which)].assign(n * n, 0.0);
   }
-  h_[c.n_layers][static_cast<int>(LinearInput::kClassifier)].assign(D * D, 0.0);
 }
 
 void HessianCollector::observe(int layer, LinearInput which, const float* x, int rows, int cols) {
-  xd_.assign(x, x + static_cast<size_t>(rows) * cols);
   std::vector<double>& h = h_[layer][static_cast<int>(which)];
+  if (h.empty()) return;  // not one of the kinds collected
+  xd_.assign(x, x + static_cast<size_t>(rows) * cols);
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, rows, 2.0, xd_.data(), cols, 1.0,
               h.data(), cols);
 }

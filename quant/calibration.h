@@ -33,9 +33,14 @@ void run_calibration(const Model& model, const std::vector<std::vector<int>>& wi
                      const std::vector<CalibrationObserver*>& observers,
                      const std::function<void(int, int)>& progress);
 
+// The inputs of the linears inside the layers: all but the classifier's.
+inline const std::vector<LinearInput> kLayerInputs = {
+    LinearInput::kAttention, LinearInput::kAttentionOut, LinearInput::kMlp, LinearInput::kMlpDown};
+
+// The Hessians of the inputs of `kinds` only (a pass for the classifier computes no layer's).
 class HessianCollector final : public CalibrationObserver {
  public:
-  explicit HessianCollector(const ModelConfig& c);
+  HessianCollector(const ModelConfig& c, const std::vector<LinearInput>& kinds);
   void observe(int layer, LinearInput which, const float* x, int rows, int cols) override;
   void finish() override;  // mirrors the upper triangle dsyrk filled
   // [cols, cols], symmetric, for the linears that read `which` in `layer` (the classifier's:

@@ -84,16 +84,13 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   auto calibrate_layer_inputs = [&]() {
     std::vector<CalibrationObserver*> observers;
     if (gptq) {
-      hessians = std::make_unique<HessianCollector>(c);
+      hessians = std::make_unique<HessianCollector>(c, kLayerInputs);
       observers.push_back(hessians.get());
     }
     if (clip_search) {
       const size_t tokens = windows.size() * windows.front().size();
       samples = std::make_unique<ActivationRecorder>(
-          c.n_layers,
-          std::vector<LinearInput>{LinearInput::kAttention, LinearInput::kAttentionOut,
-                                   LinearInput::kMlp, LinearInput::kMlpDown},
-          static_cast<int>(std::max<size_t>(1, tokens / kClipSampleRows)));
+          c.n_layers, kLayerInputs, static_cast<int>(std::max<size_t>(1, tokens / kClipSampleRows)));
       observers.push_back(samples.get());
     }
     const std::unique_ptr<Model> model = to_model(qfm);
@@ -121,14 +118,13 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   // in higher precision even in A4 recipes), floats, or on request 4-bit rows (in the layers'
   // groups); a 4-bit classifier shrinks what decode reads per token.
   const ActQuantParams head_act{r.a_bits >= 16 ? 16 : 8, 0, 0, 1.0f, 1.0f};
-  auto head_spec = [&](int bits) { return WeightQuantSpec{bits, bits == 4 ? r.group : 0, false, 0}; };
   auto add_packed_head = [&](const std::string& name, const QuantizedMatrix& m) {
     ActQuantParams stored = head_act;
     stored.segment = m.cols_padded;
     out.add_packed(name, m, stored);
   };
   if (r.embed_bits <= 8)
-    add_packed_head("tok_embeddings", quantize_rtn(fm.embedding.data(), V, D, head_spec(r.embed_bits)));
+    add_packed_head("tok_embeddings", quantize_rtn(fm.embedding.data(), V, D, head_quant_spec(r.embed_bits, r.group)));
   else
     add_float(out, r.embed_bits, "tok_embeddings", fm.embedding, {V, D});
 
@@ -242,9 +238,9 @@ QuantizeReport quantize_model(const Model& src, const Tokenizer& tok, const Reci
   // 5.9851 against 5.9849 (docs/QUALITY.md).
   QuantizedMatrix classifier;
   if (!out_config.tied_embeddings && r.classifier_bits <= 8) {
-    const WeightQuantSpec s = head_spec(r.classifier_bits);
+    const WeightQuantSpec s = head_quant_spec(r.classifier_bits, r.group);
     if (gptq && r.classifier_bits == 4) {
-      HessianCollector h(c);
+      HessianCollector h(c, {LinearInput::kClassifier});
       auto t = Clock::now();
       run_calibration(*to_model(qfm), windows, {&h}, [&](int done, int total) {
         progress({"calibrate classifier", done, total, since(t), ""});

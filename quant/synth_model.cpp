@@ -98,9 +98,8 @@ uint64_t write_synth_model(const ModelConfig& c, const Recipe& recipe,
   // As `rotor quantize` lays a model out: 8-bit per-channel embedding and classifier (or a 4-bit
   // classifier in the layers' groups) whose input stays at 8 bits (float with float
   // activations); layer inputs quantized per row, o_proj's per head.
-  const WeightQuantSpec head_spec{8, 0, false, 0};
-  const int classifier_bits = recipe.classifier_bits;
-  const WeightQuantSpec classifier_spec{classifier_bits, classifier_bits == 4 ? recipe.group : 0, false, 0};
+  const WeightQuantSpec head_spec = head_quant_spec(8, recipe.group);
+  const WeightQuantSpec classifier_spec = head_quant_spec(recipe.classifier_bits, recipe.group);
   auto add = [&](const std::string& name, int rows, int cols, const WeightQuantSpec& spec,
                  int act_bits) {
     const QuantizedMatrix m = random_matrix(rows, cols, spec);

@@ -14,6 +14,12 @@ struct WeightQuantSpec {
   int act_segment = 0; // activation segment of this layer's input (0 = whole row)
 };
 
+// The embedding's or classifier's layout at `bits` (4 or 8): 8-bit rows per channel, 4-bit rows
+// in the layers' weight groups (`weight_group`), asymmetric.
+inline WeightQuantSpec head_quant_spec(int bits, int weight_group) {
+  return {bits, bits == 4 ? weight_group : 0, false, 0};
+}
+
 // Padded width and kernel block for a matrix of `cols` inputs under this spec.
 void plan_layout(int cols, const WeightQuantSpec& spec, int* cols_padded, int* group, int* block);
 

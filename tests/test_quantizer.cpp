@@ -142,7 +142,7 @@ TEST_CASE("calibration: the classifier's input is seen at every position; GPTQ f
   Tokenizer tok(m->tokenizer_proto, m->tokenizer_path);
   const std::string text = read_file(shared_dir() + "/data/tinystories_val_dev.txt").substr(0, 20000);
   const auto windows = calibration_windows(tok, text, 8, 64, 0, c.bos_id);
-  HessianCollector h(c);
+  HessianCollector h(c, {LinearInput::kClassifier});
   ActivationRecorder rec(c.n_layers, {LinearInput::kClassifier}, 1);
   run_calibration(*m, windows, {&h, &rec}, nullptr);
   const ActivationRecorder::Rows& x = rec.rows(c.n_layers, LinearInput::kClassifier);
