@@ -160,6 +160,13 @@ deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
+# The server tests drive `rotor serve` with the OpenAI client library under Node.js: Debian's
+# nodejs and npm unless some Node.js is already installed, then the library's locked version.
+	@if ! command -v npm >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q nodejs npm; \
+	fi
+	@test -d tests/server/node_modules/openai || npm ci --prefix tests/server --no-audit --no-fund
 
 clean:
 	rm -rf build build-san $(XBUILD)
