@@ -153,18 +153,16 @@ run: $(BUILD)/rotor
 	models/fetch.sh stories260K
 	$(BUILD)/rotor run -m models/cache/stories260K/stories260K.bin -p "Once upon a time" -n 200
 
+# The Debian packages above; and, as the server tests drive `rotor serve` with the OpenAI client
+# library under Node.js, Debian's nodejs and npm unless some Node.js is already installed, then
+# the library's locked version.
 deps:
 	@missing=$$(for p in $(DEPS_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
-	fi
-# The server tests drive `rotor serve` with the OpenAI client library under Node.js: Debian's
-# nodejs and npm unless some Node.js is already installed, then the library's locked version.
-	@if ! command -v npm >/dev/null; then \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q nodejs npm; \
 	fi
 	@test -d tests/server/node_modules/openai || npm ci --prefix tests/server --no-audit --no-fund
 
